@@ -1,0 +1,3 @@
+module github.com/hanfs/hanfs
+
+go 1.26.8
