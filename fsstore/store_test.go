@@ -1,0 +1,94 @@
+package fsstore
+
+import (
+	"bytes"
+	"errors"
+	"math/rand"
+	"testing"
+
+	"github.com/hanfs/hanfs/shareddisk"
+)
+
+func newTestStore(t *testing.T, size int64) (*Store, shareddisk.Disk) {
+	t.Helper()
+	d := shareddisk.NewMem(size)
+	if _, err := Format(d, FormatOptions{}); err != nil {
+		t.Fatalf("format: %v", err)
+	}
+	s, err := Open(d, Options{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return s, d
+}
+
+func TestBasicFileOps(t *testing.T) {
+	s, d := newTestStore(t, 128<<20)
+	dir, err := s.Mkdir(nil, RootIno, "dir", 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Create(nil, dir.Ino, "f", 0o644, CreateGuarded, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 100000)
+	rand.New(rand.NewSource(1)).Read(data)
+	if _, err := s.Write(nil, f.Ino, data, 12345); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(nil, dir.Ino, "f", 0o644, CreateGuarded, 0); !errors.Is(err, ErrExist) {
+		t.Fatalf("guarded create of existing: %v", err)
+	}
+	check := func(s *Store) {
+		t.Helper()
+		a, err := s.Lookup(nil, dir.Ino, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Size != 12345+100000 {
+			t.Fatalf("size %d", a.Size)
+		}
+		got := make([]byte, a.Size+10)
+		n, eof, err := s.Read(nil, f.Ino, got, 0)
+		if err != nil || n != int(a.Size) || !eof {
+			t.Fatalf("read n=%d eof=%v err=%v", n, eof, err)
+		}
+		if !bytes.Equal(got[12345:n], data) || !bytes.Equal(got[:12345], make([]byte, 12345)) {
+			t.Fatal("data mismatch")
+		}
+		p, err := s.Path(f.Ino)
+		if err != nil || len(p) != 2 || p[0] != "dir" || p[1] != "f" {
+			t.Fatalf("path %v %v", p, err)
+		}
+	}
+	check(s)
+	if err := s.Rename(nil, dir.Ino, "f", RootIno, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rename(nil, RootIno, "g", dir.Ino, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(d, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(s2)
+	if err := s2.Rmdir(nil, RootIno, "dir"); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("rmdir non-empty: %v", err)
+	}
+	if err := s2.Unlink(nil, dir.Ino, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Rmdir(nil, RootIno, "dir"); err != nil {
+		t.Fatal(err)
+	}
+	st := s2.StatFS()
+	if st.Files != 1 {
+		t.Fatalf("files %d", st.Files)
+	}
+	s2.Close()
+}

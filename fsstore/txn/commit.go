@@ -1,0 +1,215 @@
+package txn
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/hanfs/hanfs/fsstore/block"
+	"github.com/hanfs/hanfs/fsstore/journal"
+	"github.com/hanfs/hanfs/shareddisk"
+)
+
+// committer is the one goroutine that writes the journal and checkpoints.
+func (m *Manager) committer() {
+	defer close(m.stopped)
+	for {
+		select {
+		case <-m.kick:
+			m.commitOnce()
+		case <-m.quit:
+			m.commitOnce()
+			if m.Err() == nil {
+				if err := m.checkpoint(); err != nil {
+					m.fail(err)
+				}
+			}
+			m.mu.Lock()
+			g := m.running
+			m.running = nil
+			m.mu.Unlock()
+			g.err = ErrClosed
+			close(g.done)
+			return
+		}
+	}
+}
+
+func (m *Manager) commitOnce() {
+	m.mu.Lock()
+	g := m.running
+	if len(g.dirty) == 0 && len(g.freed) == 0 {
+		m.mu.Unlock()
+		return
+	}
+	m.running = newGroup()
+	if err := m.Err(); err != nil {
+		m.mu.Unlock()
+		g.err = err
+		close(g.done)
+		return
+	}
+	txid := m.log.NextTxID()
+	imgs := make([]journal.Image, 0, len(g.dirty))
+	m.cmu.Lock()
+	for blk, c := range g.dirty {
+		img := shareddisk.AlignedBuf(block.Size)
+		copy(img, c.data)
+		block.Seal(img, blk, txid)
+		c.dirty = false
+		imgs = append(imgs, journal.Image{Home: blk, Data: img})
+		m.ckpt[blk] = &ckptEntry{img: img}
+	}
+	m.cmu.Unlock()
+	m.mu.Unlock()
+
+	slices.SortFunc(imgs, func(a, b journal.Image) int { return cmpU64(a.Home, b.Home) })
+	err := m.writeGroup(g, imgs, txid)
+	if err != nil {
+		m.fail(err)
+		g.err = err
+		close(g.done)
+		return
+	}
+	m.cmu.Lock()
+	for _, im := range imgs {
+		if e, ok := m.ckpt[im.Home]; ok && &e.img[0] == &im.Data[0] {
+			e.txid = txid
+		}
+	}
+	m.stats.Commits++
+	m.stats.CommittedBlocks += uint64(len(imgs))
+	m.cmu.Unlock()
+	m.mu.Lock()
+	for _, r := range g.freed {
+		m.alloc.set(r.start, r.n, false)
+	}
+	m.mu.Unlock()
+	close(g.done)
+	if m.log.Used() > m.log.Capacity()/2 {
+		if err := m.checkpoint(); err != nil {
+			m.fail(err)
+		}
+	}
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (m *Manager) writeGroup(g *group, imgs []journal.Image, txid uint64) error {
+	if len(imgs) == 0 {
+		return nil
+	}
+	if !m.log.Fits(len(imgs)) {
+		if err := m.checkpoint(); err != nil {
+			return err
+		}
+		if !m.log.Fits(len(imgs)) {
+			return fmt.Errorf("commit %d blocks: %w", len(imgs), ErrTooLarge)
+		}
+	}
+	if err := m.gate(); err != nil {
+		return err
+	}
+	if g.dataFlush {
+		if err := m.flush(); err != nil {
+			return fmt.Errorf("flush data before commit: %w", err)
+		}
+	}
+	got, err := m.log.Append(imgs)
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if got != txid {
+		return fmt.Errorf("commit: journal assigned txid %d, expected %d", got, txid)
+	}
+	if err := m.gate(); err != nil {
+		return err
+	}
+	if err := m.flush(); err != nil {
+		return fmt.Errorf("commit transaction %d: %w", txid, err)
+	}
+	return nil
+}
+
+func (m *Manager) flush() error {
+	m.cmu.Lock()
+	m.stats.Flushes++
+	m.cmu.Unlock()
+	return m.d.Flush()
+}
+
+// checkpoint writes every durable journaled image to its home, flushes, and
+// frees the log. Only the committer goroutine calls it.
+func (m *Manager) checkpoint() error {
+	type w struct {
+		blk uint64
+		img []byte
+	}
+	var ws []w
+	m.cmu.Lock()
+	for blk, e := range m.ckpt {
+		if e.txid != 0 && !e.freed {
+			ws = append(ws, w{blk, e.img})
+		}
+	}
+	m.cmu.Unlock()
+	slices.SortFunc(ws, func(a, b w) int { return cmpU64(a.blk, b.blk) })
+	if err := m.gate(); err != nil {
+		return err
+	}
+	const maxRun = 256
+	buf := shareddisk.AlignedBuf(maxRun * block.Size)
+	for i := 0; i < len(ws); {
+		j := i + 1
+		for j < len(ws) && j-i < maxRun && ws[j].blk == ws[j-1].blk+1 {
+			j++
+		}
+		for k := i; k < j; k++ {
+			copy(buf[(k-i)*block.Size:], ws[k].img)
+		}
+		if _, err := m.d.WriteAt(buf[:(j-i)*block.Size], int64(ws[i].blk)*block.Size); err != nil {
+			return fmt.Errorf("checkpoint: write blocks %d..%d: %w", ws[i].blk, ws[j-1].blk, err)
+		}
+		i = j
+	}
+	if err := m.flush(); err != nil {
+		return fmt.Errorf("checkpoint: flush: %w", err)
+	}
+	if err := m.gate(); err != nil {
+		return err
+	}
+	if err := m.log.Checkpointed(m.log.NextTxID()); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	m.cmu.Lock()
+	for blk, e := range m.ckpt {
+		if e.txid != 0 {
+			delete(m.ckpt, blk)
+		}
+	}
+	m.stats.Checkpoints++
+	m.cmu.Unlock()
+	return nil
+}
+
+// Close commits what is pending, checkpoints, and stops the committer. The
+// disk stays open.
+func (m *Manager) Close() error {
+	m.closeOnce.Do(func() { close(m.quit) })
+	<-m.stopped
+	return m.Err()
+}
+
+// Kill stops the committer without committing or checkpointing, as a crash
+// would (for tests and for a node that lost its lease).
+func (m *Manager) Kill(reason error) {
+	m.fail(fmt.Errorf("store killed: %w", reason))
+	m.Close()
+}

@@ -1,0 +1,311 @@
+package txn
+
+import (
+	"fmt"
+
+	"github.com/hanfs/hanfs/fsstore/block"
+	"github.com/hanfs/hanfs/shareddisk"
+)
+
+// Tx is one update's (or view's) access to the metadata. It implements the
+// btree.Pager interface. A Tx is valid only inside the function given to
+// Update or View.
+type Tx struct {
+	m        *Manager
+	g        *group
+	readOnly bool
+	undo     []undoRec
+	touched  map[uint64]struct{}
+	allocs   []run // runs allocated by this tx (undo: clear in-memory bits)
+	frees    []run // runs freed by this tx (released after the commit)
+	data     bool  // wrote data into newly allocated blocks
+}
+
+type run struct{ start, n uint64 }
+
+type undoRec struct {
+	c        *cbuf
+	prev     []byte // nil for a block this tx allocated
+	wasDirty bool
+}
+
+// ErrReadOnly is returned by changes attempted inside View.
+var ErrReadOnly = fmt.Errorf("metadata change inside a read-only view")
+
+// Commit is what an Update waits on to be durable.
+type Commit struct{ g *group }
+
+// Wait blocks until the update's group is durable on the disk, or failed.
+func (c *Commit) Wait() error {
+	if c == nil || c.g == nil {
+		return nil
+	}
+	<-c.g.done
+	return c.g.err
+}
+
+// Update runs fn under the exclusive metadata lock. If fn fails, every change
+// it made is undone and its error returned. Otherwise the changes join the
+// running group; the returned Commit says when they are durable.
+func (m *Manager) Update(fn func(tx *Tx) error) (*Commit, error) {
+	for {
+		m.mu.Lock()
+		if m.running == nil {
+			m.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if len(m.running.dirty) < m.softMax {
+			break
+		}
+		g := m.running
+		m.mu.Unlock()
+		m.kickNow()
+		<-g.done
+	}
+	defer m.mu.Unlock()
+	if err := m.Err(); err != nil {
+		return nil, err
+	}
+	tx := &Tx{m: m, g: m.running, touched: make(map[uint64]struct{})}
+	if err := fn(tx); err != nil {
+		tx.rollback()
+		return nil, err
+	}
+	if len(tx.touched) == 0 && len(tx.frees) == 0 {
+		return &Commit{}, nil
+	}
+	tx.finish()
+	m.kickNow()
+	return &Commit{g: tx.g}, nil
+}
+
+// View runs fn under the shared metadata lock; fn may only read.
+func (m *Manager) View(fn func(tx *Tx) error) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.running == nil {
+		return ErrClosed
+	}
+	return fn(&Tx{m: m, readOnly: true})
+}
+
+// Sync waits until every update that has returned is durable.
+func (m *Manager) Sync() error {
+	m.mu.Lock()
+	g := m.running
+	m.mu.Unlock()
+	if g == nil {
+		return ErrClosed
+	}
+	m.kickNow()
+	<-g.done
+	return g.err
+}
+
+func (m *Manager) kickNow() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Read returns the contents of metadata block blk. Do not modify them.
+func (tx *Tx) Read(blk uint64) ([]byte, error) {
+	c, err := tx.m.getBuf(blk)
+	if err != nil {
+		return nil, err
+	}
+	return c.data, nil
+}
+
+// Modify returns a writable buffer of metadata block blk; the change joins
+// the transaction.
+func (tx *Tx) Modify(blk uint64) ([]byte, error) {
+	if tx.readOnly {
+		return nil, ErrReadOnly
+	}
+	c, err := tx.m.getBuf(blk)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.track(c, false); err != nil {
+		return nil, err
+	}
+	return c.data, nil
+}
+
+func (tx *Tx) track(c *cbuf, fresh bool) error {
+	if _, ok := tx.touched[c.blk]; ok {
+		return nil
+	}
+	if !c.dirty && len(tx.g.dirty) >= tx.m.hardMax {
+		return fmt.Errorf("%w (%d blocks)", ErrTooLarge, len(tx.g.dirty))
+	}
+	u := undoRec{c: c, wasDirty: c.dirty}
+	if !fresh {
+		u.prev = make([]byte, block.Size)
+		copy(u.prev, c.data)
+	}
+	tx.undo = append(tx.undo, u)
+	tx.touched[c.blk] = struct{}{}
+	if !c.dirty {
+		c.dirty = true
+		tx.g.dirty[c.blk] = c
+	}
+	return nil
+}
+
+// Alloc allocates a metadata block near the start of the data region and
+// returns its writable buffer (zeroed).
+func (tx *Tx) Alloc() (uint64, []byte, error) {
+	r, err := tx.AllocRun(1, 0)
+	if err != nil {
+		return 0, nil, err
+	}
+	m := tx.m
+	data := shareddisk.AlignedBuf(block.Size)
+	m.cmu.Lock()
+	m.dropLocked(r.Start)
+	c := m.insertLocked(r.Start, data)
+	m.cmu.Unlock()
+	if err := tx.track(c, true); err != nil {
+		return 0, nil, err
+	}
+	return r.Start, data, nil
+}
+
+// Free releases metadata block blk at the end of the transaction.
+func (tx *Tx) Free(blk uint64) error {
+	return tx.FreeRun(blk, 1)
+}
+
+// Run is a range of contiguous blocks.
+type Run struct{ Start, N uint64 }
+
+// ErrNoSpace is returned when no free block is left.
+var ErrNoSpace = fmt.Errorf("no free blocks left on the disk")
+
+// AllocRun allocates up to n contiguous blocks, preferring blocks at or after
+// hint (an absolute block number; 0 means the allocator's cursor). It returns
+// a run of at least one block, or an error wrapping ErrNoSpace.
+func (tx *Tx) AllocRun(n, hint uint64) (Run, error) {
+	if tx.readOnly {
+		return Run{}, ErrReadOnly
+	}
+	m := tx.m
+	m.cmu.Lock()
+	r, ok := m.alloc.find(n, hint, func(b uint64) bool { _, busy := m.ckpt[b]; return busy })
+	m.cmu.Unlock()
+	if !ok {
+		return Run{}, fmt.Errorf("%s: allocate %d blocks: %w", m.d.Name(), n, ErrNoSpace)
+	}
+	m.alloc.set(r.start, r.n, true)
+	tx.allocs = append(tx.allocs, r)
+	if err := tx.setBitmap(r, true); err != nil {
+		return Run{}, err
+	}
+	return Run{Start: r.start, N: r.n}, nil
+}
+
+// FreeRun frees n blocks starting at start when the transaction commits.
+func (tx *Tx) FreeRun(start, n uint64) error {
+	if tx.readOnly {
+		return ErrReadOnly
+	}
+	r := run{start, n}
+	if err := tx.m.alloc.checkAllocated(r); err != nil {
+		return err
+	}
+	for _, f := range tx.frees {
+		if r.start < f.start+f.n && f.start < r.start+r.n {
+			return fmt.Errorf("double free of blocks %d+%d in one transaction", r.start, r.n)
+		}
+	}
+	if err := tx.setBitmap(r, false); err != nil {
+		return err
+	}
+	tx.frees = append(tx.frees, r)
+	return nil
+}
+
+// DataWritten tells the transaction that file data was written into blocks it
+// allocated, so the commit flushes the data before the journal.
+func (tx *Tx) DataWritten() { tx.data = true }
+
+// FreeBlocks returns the number of free blocks.
+func (tx *Tx) FreeBlocks() uint64 { return tx.m.alloc.free }
+
+// setBitmap sets or clears the on-disk bitmap bits of r.
+func (tx *Tx) setBitmap(r run, v bool) error {
+	lay := tx.m.lay
+	for b := r.start; b < r.start+r.n; {
+		rel := b - lay.DataStart
+		bi := rel / shareddisk.BitsPerBitmapBlock
+		buf, err := tx.Modify(lay.BitmapStart + bi)
+		if err != nil {
+			return fmt.Errorf("bitmap block %d: %w", bi, err)
+		}
+		if block.TypeOf(buf) != block.TypeBitmap {
+			return fmt.Errorf("bitmap block %d: %w", lay.BitmapStart+bi, block.ErrType)
+		}
+		end := min(r.start+r.n, lay.DataStart+(bi+1)*shareddisk.BitsPerBitmapBlock)
+		for ; b < end; b++ {
+			bit := (b - lay.DataStart) % shareddisk.BitsPerBitmapBlock
+			byteAt := block.HeaderSize + bit/8
+			mask := byte(1) << (bit % 8)
+			if v {
+				buf[byteAt] |= mask
+			} else {
+				buf[byteAt] &^= mask
+			}
+		}
+	}
+	return nil
+}
+
+func (tx *Tx) rollback() {
+	m := tx.m
+	for i := len(tx.undo) - 1; i >= 0; i-- {
+		u := tx.undo[i]
+		if u.prev == nil {
+			m.cmu.Lock()
+			m.dropLocked(u.c.blk)
+			m.cmu.Unlock()
+		} else {
+			copy(u.c.data, u.prev)
+		}
+		if !u.wasDirty {
+			u.c.dirty = false
+			delete(tx.g.dirty, u.c.blk)
+		}
+	}
+	for _, r := range tx.allocs {
+		m.alloc.set(r.start, r.n, false)
+	}
+}
+
+// finish hands the transaction's frees to the group: freed metadata blocks
+// leave the cache and the group, and none is reused before the commit.
+func (tx *Tx) finish() {
+	m := tx.m
+	m.cmu.Lock()
+	for _, r := range tx.frees {
+		for b := r.start; b < r.start+r.n; b++ {
+			if c, ok := m.cache[b]; ok {
+				if c.dirty {
+					c.dirty = false
+					delete(tx.g.dirty, b)
+				}
+				m.dropLocked(b)
+			}
+			if e, ok := m.ckpt[b]; ok {
+				e.freed = true
+			}
+		}
+	}
+	m.cmu.Unlock()
+	tx.g.freed = append(tx.g.freed, tx.frees...)
+	if tx.data {
+		tx.g.dataFlush = true
+	}
+}

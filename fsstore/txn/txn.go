@@ -1,0 +1,311 @@
+// Package txn gives the file system atomic, durable transactions over cached
+// metadata blocks: a bounded block cache, a metadata lock, group commit into the
+// journal, checkpointing, and block allocation.
+//
+// An Update runs a function under the exclusive metadata lock; every block it
+// changes joins the running group, and if the function fails, its changes are
+// rolled back. Update returns a Commit to wait on after the lock is released,
+// so concurrent updates share one journal write and one flush (group commit).
+// Disk reads of uncached metadata happen under the metadata lock; file data
+// I/O and journal flushes never do.
+//
+// Safety rules kept here:
+//   - a block freed by a transaction is not reused before that transaction is
+//     durable, and not while the live journal still holds an image of it (so
+//     replay can never overwrite a reused block: no revoke records needed);
+//   - file data written to newly allocated blocks is flushed before the
+//     journal transaction that makes it reachable (ordered mode);
+//   - after any failed disk write the manager stops: every later call fails.
+package txn
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/hanfs/hanfs/fsstore/block"
+	"github.com/hanfs/hanfs/fsstore/journal"
+	"github.com/hanfs/hanfs/shareddisk"
+)
+
+// ErrTooLarge is returned when one update changes more blocks than the journal
+// can commit at once.
+var ErrTooLarge = errors.New("transaction too large for the journal")
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("store closed")
+
+// Options tune a Manager.
+type Options struct {
+	CacheBlocks int          // metadata blocks kept in memory (default 16384: 64 MiB)
+	Logger      *slog.Logger // default slog.Default()
+	// WriteGate, when set, is called before every disk write and flush; an
+	// error stops the manager (used for fencing: no lease, no writes).
+	WriteGate func() error
+}
+
+type cbuf struct {
+	blk   uint64
+	data  []byte
+	elem  *list.Element
+	dirty bool // part of the running group
+}
+
+type ckptEntry struct {
+	img   []byte
+	txid  uint64 // 0 until the commit is durable
+	freed bool   // block freed since: do not write it home
+}
+
+type group struct {
+	dirty     map[uint64]*cbuf
+	freed     []run
+	dataFlush bool
+	done      chan struct{}
+	err       error
+}
+
+func newGroup() *group {
+	return &group{dirty: make(map[uint64]*cbuf), done: make(chan struct{})}
+}
+
+// Stats counts what the manager did, for metrics and benchmarks.
+type Stats struct {
+	Commits, CommittedBlocks, Flushes, Checkpoints, CacheHits, CacheMisses uint64
+}
+
+// Manager owns the metadata of one open store.
+type Manager struct {
+	d    shareddisk.Disk
+	lay  shareddisk.Layout
+	log  *journal.Log
+	opt  Options
+	logr *slog.Logger
+
+	mu      sync.RWMutex // metadata lock
+	running *group       // guarded by mu
+	alloc   *allocator   // guarded by mu
+
+	cmu   sync.Mutex // guards cache, lru, ckpt, stats
+	cache map[uint64]*cbuf
+	lru   list.List
+	ckpt  map[uint64]*ckptEntry
+	stats Stats
+
+	fmu    sync.Mutex
+	failed error
+
+	closeOnce sync.Once
+	kick      chan struct{}
+	quit      chan struct{}
+	stopped   chan struct{}
+	hardMax   int
+	softMax   int
+}
+
+// Open replays the journal of the store on d and starts the committer.
+func Open(d shareddisk.Disk, lay shareddisk.Layout, opt Options) (*Manager, error) {
+	if opt.CacheBlocks <= 0 {
+		opt.CacheBlocks = 16384
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	lg, err := journal.Open(d, lay.JournalStart, lay.JournalBlocks)
+	if err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	m := &Manager{
+		d: d, lay: lay, log: lg, opt: opt, logr: opt.Logger,
+		cache: make(map[uint64]*cbuf), ckpt: make(map[uint64]*ckptEntry),
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	capBlocks := int(lg.Capacity())
+	m.hardMax = capBlocks/2 - capBlocks/journal.HomesPerDesc - 2
+	m.softMax = capBlocks / 4
+	if err := m.replay(); err != nil {
+		return nil, err
+	}
+	a, err := loadAllocator(d, lay)
+	if err != nil {
+		return nil, err
+	}
+	m.alloc = a
+	m.running = newGroup()
+	go m.committer()
+	return m, nil
+}
+
+// replay applies the journal to the home blocks, flushes, and empties the log.
+func (m *Manager) replay() error {
+	type img struct {
+		home uint64
+		data []byte
+	}
+	var imgs []img
+	n, err := m.log.Replay(func(home uint64, b []byte) error {
+		if home < m.lay.FSInfo || home >= m.lay.TotalBlocks || (home >= m.lay.JournalStart && home < m.lay.JournalStart+m.lay.JournalBlocks) {
+			return fmt.Errorf("image for block %d outside the metadata regions", home)
+		}
+		c := shareddisk.AlignedBuf(block.Size)
+		copy(c, b)
+		imgs = append(imgs, img{home, c})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replay journal: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := m.gate(); err != nil {
+		return err
+	}
+	for _, im := range imgs {
+		if _, err := m.d.WriteAt(im.data, int64(im.home)*block.Size); err != nil {
+			return fmt.Errorf("replay journal: write block %d: %w", im.home, err)
+		}
+	}
+	if err := m.d.Flush(); err != nil {
+		return fmt.Errorf("replay journal: flush: %w", err)
+	}
+	if err := m.log.Checkpointed(m.log.NextTxID()); err != nil {
+		return fmt.Errorf("replay journal: %w", err)
+	}
+	m.logr.Info("journal replayed", "disk", m.d.Name(), "transactions", n, "blocks", len(imgs))
+	return nil
+}
+
+func (m *Manager) gate() error {
+	if m.opt.WriteGate != nil {
+		if err := m.opt.WriteGate(); err != nil {
+			return fmt.Errorf("write refused: %w", err)
+		}
+	}
+	return nil
+}
+
+// Err returns the error that stopped the manager, or nil.
+func (m *Manager) Err() error {
+	m.fmu.Lock()
+	defer m.fmu.Unlock()
+	return m.failed
+}
+
+func (m *Manager) fail(err error) {
+	m.fmu.Lock()
+	if m.failed == nil {
+		m.failed = err
+		m.logr.Error("store stopped: no further writes", "disk", m.d.Name(), "err", err)
+	}
+	m.fmu.Unlock()
+}
+
+// Stats returns a snapshot of the counters.
+func (m *Manager) Stats() Stats {
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
+	return m.stats
+}
+
+// Layout returns the disk layout.
+func (m *Manager) Layout() shareddisk.Layout { return m.lay }
+
+// Disk returns the underlying disk.
+func (m *Manager) Disk() shareddisk.Disk { return m.d }
+
+// WriteData writes file data (block-aligned) straight to the disk, outside any
+// lock. The caller must own the blocks (allocated in a transaction it runs, or
+// part of a file it has locked).
+func (m *Manager) WriteData(p []byte, off int64) error {
+	if err := m.Err(); err != nil {
+		return err
+	}
+	if err := m.gate(); err != nil {
+		m.fail(err)
+		return err
+	}
+	if _, err := m.d.WriteAt(p, off); err != nil {
+		err = fmt.Errorf("write data at block %d: %w", off/block.Size, err)
+		m.fail(err)
+		return err
+	}
+	return nil
+}
+
+// ReadData reads file data straight from the disk.
+func (m *Manager) ReadData(p []byte, off int64) error {
+	if _, err := m.d.ReadAt(p, off); err != nil {
+		return fmt.Errorf("read data at block %d: %w", off/block.Size, err)
+	}
+	return nil
+}
+
+// getBuf returns the cached buffer of blk, loading it if needed. The caller
+// holds mu in either mode.
+func (m *Manager) getBuf(blk uint64) (*cbuf, error) {
+	if blk < m.lay.FSInfo || blk >= m.lay.TotalBlocks {
+		return nil, fmt.Errorf("metadata block %d outside the disk's metadata area", blk)
+	}
+	m.cmu.Lock()
+	if c, ok := m.cache[blk]; ok {
+		m.lru.MoveToFront(c.elem)
+		m.stats.CacheHits++
+		m.cmu.Unlock()
+		return c, nil
+	}
+	m.stats.CacheMisses++
+	var data []byte
+	if e, ok := m.ckpt[blk]; ok && !e.freed {
+		data = shareddisk.AlignedBuf(block.Size)
+		copy(data, e.img)
+	}
+	m.cmu.Unlock()
+	if data == nil {
+		data = shareddisk.AlignedBuf(block.Size)
+		if _, err := m.d.ReadAt(data, int64(blk)*block.Size); err != nil {
+			return nil, fmt.Errorf("read metadata block %d: %w", blk, err)
+		}
+		if err := block.Verify(data, blk, block.TypeFree); err != nil {
+			return nil, fmt.Errorf("%s: metadata: %w", m.d.Name(), err)
+		}
+	}
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
+	if c, ok := m.cache[blk]; ok {
+		return c, nil
+	}
+	return m.insertLocked(blk, data), nil
+}
+
+func (m *Manager) insertLocked(blk uint64, data []byte) *cbuf {
+	c := &cbuf{blk: blk, data: data}
+	c.elem = m.lru.PushFront(c)
+	m.cache[blk] = c
+	m.evictLocked()
+	return c
+}
+
+// evictLocked drops least recently used clean blocks over the cache size.
+func (m *Manager) evictLocked() {
+	over := len(m.cache) - m.opt.CacheBlocks
+	for e := m.lru.Back(); e != nil && over > 0 && e != m.lru.Front(); {
+		prev := e.Prev()
+		c := e.Value.(*cbuf)
+		if !c.dirty {
+			m.lru.Remove(e)
+			delete(m.cache, c.blk)
+			over--
+		}
+		e = prev
+	}
+}
+
+func (m *Manager) dropLocked(blk uint64) {
+	if c, ok := m.cache[blk]; ok {
+		m.lru.Remove(c.elem)
+		delete(m.cache, blk)
+	}
+}
