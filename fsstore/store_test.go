@@ -92,3 +92,27 @@ func TestBasicFileOps(t *testing.T) {
 	}
 	s2.Close()
 }
+
+func fsckOK(t *testing.T, d shareddisk.Disk) {
+	t.Helper()
+	r, err := Fsck(d)
+	if err != nil {
+		t.Fatalf("fsck: %v", err)
+	}
+	if !r.OK() {
+		t.Fatalf("fsck: %s", r)
+	}
+}
+
+func TestFsckClean(t *testing.T) {
+	s, d := newTestStore(t, 128<<20)
+	fsckOK(t, d)
+	dir, _ := s.Mkdir(nil, RootIno, "a", 0o755)
+	f, _ := s.Create(nil, dir.Ino, "f", 0o644, CreateGuarded, 0)
+	s.Write(nil, f.Ino, make([]byte, 1<<20), 0)
+	s.Link(nil, f.Ino, RootIno, "hard")
+	s.Symlink(nil, RootIno, "sym", "a/f")
+	fsckOK(t, d) // with journal pending
+	s.Close()
+	fsckOK(t, d)
+}
