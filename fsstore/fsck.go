@@ -98,9 +98,9 @@ func (p *roPager) Read(blk uint64) ([]byte, error) {
 
 var errReadOnlyPager = errors.New("fsck is read-only")
 
-func (p *roPager) Modify(uint64) ([]byte, error)   { return nil, errReadOnlyPager }
+func (p *roPager) Modify(uint64) ([]byte, error)  { return nil, errReadOnlyPager }
 func (p *roPager) Alloc() (uint64, []byte, error) { return 0, nil, errReadOnlyPager }
-func (p *roPager) Free(uint64) error               { return errReadOnlyPager }
+func (p *roPager) Free(uint64) error              { return errReadOnlyPager }
 
 type fsckInode struct {
 	in       *inode
@@ -441,5 +441,3 @@ func Fsck(d shareddisk.Disk) (*FsckReport, error) {
 	}
 	return r, nil
 }
-
-

@@ -33,8 +33,10 @@ const (
 // recObj is the object id under which duplicate-request records live.
 const recObj = ^uint64(0) - 1
 
-func inodeKey(ino Ino) btree.Key            { return btree.Key{Obj: uint64(ino), Type: itemInode} }
-func direntKey(dir Ino, h uint64) btree.Key { return btree.Key{Obj: uint64(dir), Type: itemDirent, Off: h} }
+func inodeKey(ino Ino) btree.Key { return btree.Key{Obj: uint64(ino), Type: itemInode} }
+func direntKey(dir Ino, h uint64) btree.Key {
+	return btree.Key{Obj: uint64(dir), Type: itemDirent, Off: h}
+}
 func backrefKey(ino Ino, h uint64) btree.Key {
 	return btree.Key{Obj: uint64(ino), Type: itemBackref, Off: h}
 }
