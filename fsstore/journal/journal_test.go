@@ -1,0 +1,192 @@
+package journal
+
+import (
+	"bytes"
+	"errors"
+	"math/rand"
+	"testing"
+
+	"github.com/hanfs/hanfs/fsstore/block"
+	"github.com/hanfs/hanfs/shareddisk"
+)
+
+const testStart = 10
+
+func img(home, txid uint64, fill byte) Image {
+	b := shareddisk.AlignedBuf(block.Size)
+	block.Init(b, block.TypeBTree)
+	for i := block.HeaderSize; i < block.Size; i++ {
+		b[i] = fill
+	}
+	block.Seal(b, home, txid)
+	return Image{Home: home, Data: b}
+}
+
+func openReplayed(t *testing.T, d shareddisk.Disk, blocks uint64) (*Log, map[uint64][]byte, int) {
+	t.Helper()
+	l, err := Open(d, testStart, blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64][]byte{}
+	n, err := l.Replay(func(home uint64, b []byte) error {
+		got[home] = append([]byte(nil), b...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, got, n
+}
+
+// TestWrapAndReplay appends transactions of random sizes through many laps of
+// the log, checkpointing now and then, and checks after every "crash" that
+// replay yields exactly the images written since the last checkpoint.
+func TestWrapAndReplay(t *testing.T) {
+	const blocks = 64
+	d := shareddisk.NewMem(1 << 20)
+	if err := Format(d, testStart, blocks); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewSource(7))
+	l, _, _ := openReplayed(t, d, blocks)
+	want := map[uint64][]byte{} // images since the last checkpoint, latest per home
+	for i := 0; i < 2000; i++ {
+		k := 1 + r.Intn(12)
+		txid := l.NextTxID()
+		var imgs []Image
+		seen := map[uint64]bool{}
+		for j := 0; j < k; j++ {
+			home := uint64(100 + r.Intn(40))
+			if seen[home] {
+				continue
+			}
+			seen[home] = true
+			imgs = append(imgs, img(home, txid, byte(r.Intn(256))))
+		}
+		if !l.Fits(len(imgs)) {
+			if err := l.Checkpointed(l.NextTxID()); err != nil {
+				t.Fatal(err)
+			}
+			want = map[uint64][]byte{}
+		}
+		if _, err := l.Append(imgs); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range imgs {
+			want[im.Home] = im.Data
+		}
+		if r.Intn(10) == 0 {
+			var got map[uint64][]byte
+			l, got, _ = openReplayed(t, d, blocks)
+			if len(got) != len(want) {
+				t.Fatalf("step %d: replay gave %d blocks, want %d", i, len(got), len(want))
+			}
+			for h, b := range want {
+				if !bytes.Equal(got[h], b) {
+					t.Fatalf("step %d: block %d differs after replay", i, h)
+				}
+			}
+		}
+	}
+}
+
+func TestTornTransactionIgnored(t *testing.T) {
+	const blocks = 128
+	d := shareddisk.NewMem(1 << 20)
+	if err := Format(d, testStart, blocks); err != nil {
+		t.Fatal(err)
+	}
+	l, _, _ := openReplayed(t, d, blocks)
+	if _, err := l.Append([]Image{img(200, 1, 1), img(201, 1, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	pos := l.headPos
+	if _, err := l.Append([]Image{img(200, 2, 2), img(202, 2, 2), img(203, 2, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	// Tear the second transaction: corrupt its last image.
+	off := int64(l.abs(pos+1+2))*block.Size + 100
+	b := shareddisk.AlignedBuf(block.Size)
+	d.ReadAt(b, off-100)
+	b[100] ^= 0xff
+	d.WriteAt(b, off-100)
+	_, got, n := openReplayed(t, d, blocks)
+	if n != 1 || len(got) != 2 || got[200][block.HeaderSize] != 1 {
+		t.Fatalf("replayed %d transactions, %d blocks; want only the first", n, len(got))
+	}
+}
+
+func TestCorruptHeader(t *testing.T) {
+	d := shareddisk.NewMem(1 << 20)
+	if err := Format(d, testStart, 64); err != nil {
+		t.Fatal(err)
+	}
+	b := shareddisk.AlignedBuf(block.Size)
+	d.ReadAt(b, testStart*block.Size)
+	b[40] ^= 1
+	d.WriteAt(b, testStart*block.Size)
+	if _, err := Open(d, testStart, 64); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open with corrupt header: %v", err)
+	}
+	if _, err := Open(d, testStart, 8); err == nil {
+		t.Fatal("tiny journal accepted")
+	}
+}
+
+func TestAppendBeforeReplayAndFull(t *testing.T) {
+	d := shareddisk.NewMem(1 << 20)
+	Format(d, testStart, 64)
+	l, _ := Open(d, testStart, 64)
+	if _, err := l.Append([]Image{img(100, 1, 1)}); err == nil {
+		t.Fatal("append before replay accepted")
+	}
+	l.Replay(func(uint64, []byte) error { return nil })
+	big := make([]Image, 70)
+	for i := range big {
+		big[i] = img(uint64(100+i), 1, 1)
+	}
+	if _, err := l.Append(big); !errors.Is(err, ErrFull) {
+		t.Fatalf("oversized append: %v", err)
+	}
+}
+
+// FuzzReplay writes arbitrary bytes over the log and checks that replay never
+// panics and applies only verified images.
+func FuzzReplay(f *testing.F) {
+	d := shareddisk.NewMem(1 << 20)
+	Format(d, testStart, 64)
+	l, _ := Open(d, testStart, 64)
+	l.Replay(func(uint64, []byte) error { return nil })
+	l.Append([]Image{img(100, 1, 1), img(101, 1, 2)})
+	seed := make([]byte, 4*block.Size)
+	d.ReadAt(seed, int64(testStart+1)*block.Size)
+	f.Add(seed)
+	f.Add(make([]byte, 100))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := shareddisk.NewMem(1 << 20)
+		if err := Format(d, testStart, 64); err != nil {
+			t.Fatal(err)
+		}
+		n := (len(data) + block.Size - 1) / block.Size
+		if n > 63 {
+			n = 63
+		}
+		buf := shareddisk.AlignedBuf(n * block.Size)
+		copy(buf, data)
+		d.WriteAt(buf, int64(testStart+1)*block.Size)
+		l, err := Open(d, testStart, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Replay(func(home uint64, b []byte) error {
+			if err := block.Verify(b, home, block.TypeFree); err != nil {
+				t.Fatalf("replayed an unverified image: %v", err)
+			}
+			return nil
+		})
+	})
+}
