@@ -3,6 +3,7 @@ package fsstore
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand"
 	"testing"
 
@@ -113,6 +114,50 @@ func TestFsckClean(t *testing.T) {
 	s.Link(nil, f.Ino, RootIno, "hard")
 	s.Symlink(nil, RootIno, "sym", "a/f")
 	fsckOK(t, d) // with journal pending
+	s.Close()
+	fsckOK(t, d)
+}
+
+// TestConcurrentGroupCommit runs creators and writers in parallel and checks
+// that they share flushes (group commit) and that fsck is clean after.
+func TestConcurrentGroupCommit(t *testing.T) {
+	s, d := newTestStore(t, 256<<20)
+	const workers, files = 8, 40
+	errs := make(chan error, workers)
+	before := s.Stats().Commits
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			dir, err := s.Mkdir(nil, RootIno, fmt.Sprintf("w%d", w), 0o755)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for i := 0; i < files; i++ {
+				f, err := s.Create(nil, dir.Ino, fmt.Sprintf("f%d", i), 0o644, CreateGuarded, 0)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.Write(nil, f.Ino, bytes.Repeat([]byte{byte(i)}, 5000+i), int64(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	commits := s.Stats().Commits - before
+	ops := uint64(workers * (1 + 2*files))
+	t.Logf("%d durable operations in %d commits", ops, commits)
+	if commits >= ops {
+		t.Errorf("no group commit: %d commits for %d operations", commits, ops)
+	}
+	fsckOK(t, d)
 	s.Close()
 	fsckOK(t, d)
 }
