@@ -289,7 +289,7 @@ func Fsck(d shareddisk.Disk) (*FsckReport, error) {
 			}
 			get(Ino(k.Off)).orphan = true
 		case itemRecord:
-			if k.Obj != recObj || len(v) < 16 {
+			if k.Obj != recObj || len(v) < 24 {
 				r.add("malformed request record %v", k)
 			}
 		default:

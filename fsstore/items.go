@@ -47,11 +47,13 @@ func symlinkKey(ino Ino) btree.Key { return btree.Key{Obj: uint64(ino), Type: it
 func orphanKey(ino Ino) btree.Key  { return btree.Key{Obj: 0, Type: itemOrphan, Off: uint64(ino)} }
 
 // hash56 is FNV-1a 64 of the name, reduced to 56 bits so that a directory
-// cookie can carry the hash and an 8-bit index within the bucket.
+// cookie can carry the hash and an 8-bit index within the bucket. The lowest
+// bit is always set, so no cookie is below 257 (NFS uses 1 and 2 for "." and
+// "..").
 func hash56(name string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(name))
-	return h.Sum64() >> 8
+	return h.Sum64()>>8 | 1
 }
 
 func backrefHash(parent Ino, name string) uint64 {
