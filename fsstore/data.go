@@ -306,6 +306,21 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 			}
 		}
 	}
+	// Bytes past the old end of file in its last block may hold stale data
+	// (an earlier write that never committed): they become visible now, so
+	// they must be zeros.
+	if old := in.size; end > old && old%bs != 0 {
+		lb := old / bs
+		if lb >= fb0 && lb < fb1 {
+			at := (lb-fb0)*bs + old%bs
+			clear(buf[at : (lb-fb0+1)*bs])
+		} else if lb < fb0 {
+			if err := s.zeroPastEOF(ino, old); err != nil {
+				unreserve()
+				return Attr{}, err
+			}
+		}
+	}
 	copy(buf[uint64(off)-fb0*bs:], p)
 	for _, pc := range pieces {
 		at := (pc.fb - fb0) * bs
@@ -374,8 +389,10 @@ func (s *Store) Setattr(op *Op, ino Ino, sa SetAttr) (Attr, error) {
 		mu := s.ilock(ino)
 		mu.Lock()
 		defer mu.Unlock()
-		if err := s.zeroTail(c, ino, *sa.Size); err != nil {
-			return Attr{}, err
+		if a, err := s.Getattr(ino); err == nil && *sa.Size > a.Size && a.IsRegular() {
+			if err := s.zeroPastEOF(ino, a.Size); err != nil {
+				return Attr{}, err
+			}
 		}
 	}
 	var a Attr
@@ -481,18 +498,17 @@ func unixNano(tm *time.Time) *int64 {
 	return &v
 }
 
-// zeroTail clears the bytes past a new, smaller size in its last block, so
-// that growing the file later shows zeros there. The caller holds ino's lock.
-func (s *Store) zeroTail(c *Cred, ino Ino, size uint64) error {
+// zeroPastEOF clears the bytes past size in the block that holds the end of
+// the file, before the file grows over them: a write that never committed may
+// have left data there. It is done in place, before the transaction that grows
+// the file; if that transaction is lost, only bytes past the end were zeroed.
+// The caller holds ino's lock.
+func (s *Store) zeroPastEOF(ino Ino, size uint64) error {
 	if size%bs == 0 {
 		return nil
 	}
 	var disk uint64
 	err := s.view(func(t *stx) error {
-		in, err := t.inode(ino)
-		if err != nil || in.mode&ModeType != ModeRegular || size >= in.size {
-			return err
-		}
 		segs, err := t.mapRange(ino, size/bs, size/bs+1)
 		if err != nil {
 			return err

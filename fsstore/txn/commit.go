@@ -42,6 +42,7 @@ func (m *Manager) commitOnce() {
 		return
 	}
 	m.running = newGroup()
+	m.committing = g
 	if err := m.Err(); err != nil {
 		m.mu.Unlock()
 		g.err = err

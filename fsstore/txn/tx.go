@@ -72,7 +72,9 @@ func (m *Manager) Update(fn func(tx *Tx) error) (*Commit, error) {
 		return nil, err
 	}
 	if len(tx.touched) == 0 && len(tx.frees) == 0 {
-		return &Commit{}, nil
+		// Nothing changed, but fn may have seen changes that are not durable
+		// yet: wait for the newest group, running or committing.
+		return &Commit{g: m.newestGroupLocked()}, nil
 	}
 	tx.finish()
 	m.kickNow()

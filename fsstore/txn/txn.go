@@ -86,7 +86,10 @@ type Manager struct {
 
 	mu      sync.RWMutex // metadata lock
 	running *group       // guarded by mu
-	alloc   *allocator   // guarded by mu
+	// committing is the group the committer took last (done or not);
+	// guarded by mu.
+	committing *group
+	alloc      *allocator // guarded by mu
 
 	cmu   sync.Mutex // guards cache, lru, ckpt, stats
 	cache map[uint64]*cbuf
@@ -201,6 +204,17 @@ func (m *Manager) fail(err error) {
 		m.logr.Error("store stopped: no further writes", "disk", m.d.Name(), "err", err)
 	}
 	m.fmu.Unlock()
+}
+
+// newestGroupLocked returns the newest group whose changes a reader may have
+// seen: the running one if it holds changes, else the one committing last.
+// The caller holds mu.
+func (m *Manager) newestGroupLocked() *group {
+	if len(m.running.dirty) > 0 || len(m.running.freed) > 0 {
+		m.kickNow()
+		return m.running
+	}
+	return m.committing
 }
 
 // Stats returns a snapshot of the counters.
