@@ -360,8 +360,13 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 			cur.size = end
 		}
 		cur.mtime, cur.ctime = t.now, t.now
-		if op.cred() != nil && op.cred().UID != 0 {
-			cur.mode &^= 0o6000 // a write by a non-root user drops setuid and setgid
+		if c := op.cred(); c != nil && c.UID != 0 && cur.mode&0o6000 != 0 {
+			// A write by a non-root user drops setuid, and setgid when it
+			// means "set group id on execution", as Linux does.
+			cur.mode &^= 0o4000
+			if cur.mode&0o010 != 0 {
+				cur.mode &^= 0o2000
+			}
 		}
 		if err := t.putInode(ino, cur); err != nil {
 			return err
@@ -430,8 +435,14 @@ func (s *Store) Setattr(op *Op, ino Ino, sa SetAttr) (Attr, error) {
 			in.gid = *sa.GID
 			changed = true
 		}
-		if (sa.UID != nil || sa.GID != nil) && c != nil && c.UID != 0 && in.mode&ModeType != ModeDir {
-			in.mode &^= 0o6000
+		if (sa.UID != nil || sa.GID != nil) && in.mode&ModeType != ModeDir {
+			// As Linux does on every chown, even by root: drop setuid, and
+			// setgid when it means "set group id on execution".
+			in.mode &^= 0o4000
+			if in.mode&0o010 != 0 {
+				in.mode &^= 0o2000
+			}
+			changed = true
 		}
 		if sa.Size != nil {
 			switch in.mode & ModeType {
