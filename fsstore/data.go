@@ -309,13 +309,18 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	// Bytes past the old end of file in its last block may hold stale data
 	// (an earlier write that never committed): they become visible now, so
 	// they must be zeros.
+	// The zeroing must reach the disk before the transaction that grows the
+	// file, like the data of new blocks: the commit flushes first.
+	zeroed := false
 	if old := in.size; end > old && old%bs != 0 {
 		lb := old / bs
 		if lb >= fb0 && lb < fb1 {
 			at := (lb-fb0)*bs + old%bs
 			clear(buf[at : (lb-fb0+1)*bs])
+			zeroed = true
 		} else if lb < fb0 {
-			if err := s.zeroPastEOF(ino, old); err != nil {
+			var err error
+			if zeroed, err = s.zeroPastEOF(ino, old); err != nil {
 				unreserve()
 				return Attr{}, err
 			}
@@ -352,7 +357,7 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 			}
 			added += r.n
 		}
-		if added > 0 {
+		if added > 0 || zeroed {
 			tx.DataWritten()
 		}
 		cur.blocks += added
@@ -387,6 +392,7 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 // Setattr changes the attributes sa names.
 func (s *Store) Setattr(op *Op, ino Ino, sa SetAttr) (Attr, error) {
 	c := op.cred()
+	zeroed := false
 	if sa.Size != nil {
 		if *sa.Size > MaxFileSize {
 			return Attr{}, fmt.Errorf("truncate to %d: %w", *sa.Size, ErrFBig)
@@ -395,7 +401,7 @@ func (s *Store) Setattr(op *Op, ino Ino, sa SetAttr) (Attr, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if a, err := s.Getattr(ino); err == nil && *sa.Size > a.Size && a.IsRegular() {
-			if err := s.zeroPastEOF(ino, a.Size); err != nil {
+			if zeroed, err = s.zeroPastEOF(ino, a.Size); err != nil {
 				return Attr{}, err
 			}
 		}
@@ -405,6 +411,9 @@ func (s *Store) Setattr(op *Op, ino Ino, sa SetAttr) (Attr, error) {
 		in, err := t.inode(ino)
 		if err != nil {
 			return err
+		}
+		if zeroed {
+			t.tx.DataWritten() // the zeroing reaches the disk before the new size
 		}
 		if sa.Guard != nil && sa.Guard.UnixNano() != in.ctime {
 			return fmt.Errorf("inode %d: %w", ino, ErrGuard)
@@ -514,9 +523,9 @@ func unixNano(tm *time.Time) *int64 {
 // have left data there. It is done in place, before the transaction that grows
 // the file; if that transaction is lost, only bytes past the end were zeroed.
 // The caller holds ino's lock.
-func (s *Store) zeroPastEOF(ino Ino, size uint64) error {
+func (s *Store) zeroPastEOF(ino Ino, size uint64) (bool, error) {
 	if size%bs == 0 {
-		return nil
+		return false, nil
 	}
 	var disk uint64
 	err := s.view(func(t *stx) error {
@@ -528,14 +537,14 @@ func (s *Store) zeroPastEOF(ino Ino, size uint64) error {
 		return nil
 	})
 	if err != nil || disk == 0 {
-		return err
+		return false, err
 	}
 	buf := shareddisk.AlignedBuf(bs)
 	if err := s.m.ReadData(buf, int64(disk*bs)); err != nil {
-		return err
+		return false, err
 	}
 	clear(buf[size%bs:])
-	return s.m.WriteData(buf, int64(disk*bs))
+	return true, s.m.WriteData(buf, int64(disk*bs))
 }
 
 // StatFS reports space and inode usage.

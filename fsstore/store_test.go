@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"testing"
+	"time"
 
 	"github.com/hanfs/hanfs/shareddisk"
 )
@@ -160,4 +161,19 @@ func TestConcurrentGroupCommit(t *testing.T) {
 	fsckOK(t, d)
 	s.Close()
 	fsckOK(t, d)
+}
+
+func TestSyncIdle(t *testing.T) {
+	s, _ := newTestStore(t, 64<<20)
+	done := make(chan error, 1)
+	go func() { done <- s.Sync() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Sync on an idle store hangs")
+	}
+	s.Close()
 }

@@ -94,12 +94,15 @@ func (m *Manager) View(fn func(tx *Tx) error) error {
 // Sync waits until every update that has returned is durable.
 func (m *Manager) Sync() error {
 	m.mu.Lock()
-	g := m.running
-	m.mu.Unlock()
-	if g == nil {
+	if m.running == nil {
+		m.mu.Unlock()
 		return ErrClosed
 	}
-	m.kickNow()
+	g := m.newestGroupLocked()
+	m.mu.Unlock()
+	if g == nil {
+		return m.Err()
+	}
 	<-g.done
 	return g.err
 }

@@ -1,0 +1,83 @@
+# hanfs: build, test and run. `make help` lists the targets.
+
+GO        ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+FUZZTIME  ?= 30s
+DATA      ?= ./data
+IMAGE     ?= $(DATA)/hanfs.img
+MNT       ?= $(DATA)/mnt
+IMAGESIZE ?= 8GiB
+
+# command:package pairs that the tests run; installed with apt-get when missing.
+TEST_TOOLS := git:git tar:tar diff:diffutils cp:coreutils
+
+.PHONY: all help build test deps lint bench run fuzz clean
+
+all: build
+
+help:
+	@echo "make build   build bin/hanfsd"
+	@echo "make test    install what the tests need, then go test -race ./..."
+	@echo "make lint    gofmt and go vet"
+	@echo "make bench   run the benchmarks in bench/"
+	@echo "make run     format $(IMAGE) if missing and FUSE-mount it on $(MNT) (foreground)"
+	@echo "make fuzz    run every Fuzz target for FUZZTIME=$(FUZZTIME)"
+	@echo "make clean   remove bin/ (data/ is kept; remove it yourself)"
+
+build:
+	@command -v $(GO) >/dev/null || { echo "go is not installed (expected in /usr/local/go/bin)"; exit 1; }
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/hanfsd ./cmd/hanfsd
+
+deps:
+	@command -v $(GO) >/dev/null || { echo "go is not installed (expected in /usr/local/go/bin)"; exit 1; }
+	@missing=""; \
+	for pair in $(TEST_TOOLS); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else \
+			echo "missing test tools:$$missing (install them; the tests that need them are skipped)"; \
+		fi; \
+	fi
+
+# The FUSE tests need root and /dev/fuse; without them they are skipped.
+test: deps
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt -l reports:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	@if [ -d bench ]; then $(GO) test -run='^$$' -bench=. ./bench/...; else echo "no bench/ directory yet"; fi
+
+run: build
+	@mkdir -p $(MNT) 2>/dev/null || true  # a dead mount left by kill -9 is cleaned up by hanfsd mount
+	@if [ ! -e $(IMAGE) ]; then \
+		echo "==> creating a sparse $(IMAGESIZE) image $(IMAGE) and formatting it"; \
+		bin/hanfsd format --disk $(IMAGE) --size $(IMAGESIZE); \
+	fi
+	@echo "==> mounting $(IMAGE) on $(MNT) in the foreground (FUSE; needs root or fusermount3)"
+	@echo "    use the file system in $(MNT) from another shell; Ctrl-C unmounts"
+	bin/hanfsd mount --disk $(IMAGE) $(MNT)
+
+# Runs each Fuzz target of every package for FUZZTIME.
+fuzz:
+	@set -e; \
+	for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		dir=$$(dirname $$f); \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "==> $$dir $$name ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$dir; \
+		done; \
+	done
+
+clean:
+	rm -rf bin/
+	$(GO) clean -testcache
