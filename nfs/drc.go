@@ -123,6 +123,9 @@ func (r *request) withDRC() ([]byte, nfsstat) {
 	}
 	r.record = &fsstore.Record{Key: key, Encode: encodeOutcome(r.call.Proc)}
 	reply, st = r.run()
+	if hook := r.s.cfg.AfterCommit; hook != nil && st == nfsOK && r.outcome == nil {
+		hook(procNames[r.call.Proc])
+	}
 	return reply, st
 }
 

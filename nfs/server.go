@@ -46,6 +46,10 @@ type Config struct {
 	MaxInFlight int
 	// RecordTTL is how long duplicate-request records are kept (default 10m).
 	RecordTTL time.Duration
+	// AfterCommit, when set, is called with the procedure's name after a
+	// non-idempotent request's effect is durable and before its reply is
+	// sent. Fault-injection tests use it to die at exactly that point.
+	AfterCommit func(proc string)
 }
 
 // Server is an NFSv3 server over one store.

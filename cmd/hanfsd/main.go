@@ -96,7 +96,8 @@ func newRootCmd(e *env) *cobra.Command {
 		Long: `hanfsd runs hanfs, a highly available NFS server whose servers share one disk
 (a block device, or an image file for tests).
 
-Today it formats a disk, checks it, and mounts it locally through FUSE.`,
+It formats a disk, checks it, mounts it locally through FUSE, and serves it
+over NFSv3.`,
 		Example: `  hanfsd format --disk ./data/hanfs.img --size 8GiB
   hanfsd fsck --disk ./data/hanfs.img
   sudo hanfsd mount --disk ./data/hanfs.img ./data/mnt`,
@@ -122,7 +123,7 @@ Today it formats a disk, checks it, and mounts it locally through FUSE.`,
 	root.SetVersionTemplate("hanfsd {{.Version}}\n")
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newFormatCmd(e), newFsckCmd(e), newMountCmd(e), newVersionCmd(e))
+	root.AddCommand(newFormatCmd(e), newFsckCmd(e), newMountCmd(e), newServeCmd(e), newVersionCmd(e))
 	return root
 }
 

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/hanfs/hanfs/nfs"
+)
+
+// serveConfig is what `hanfsd serve` runs with: flags override the config
+// file. The config file has one setting per line ("key value"), # comments,
+// and any number of "export PATH [NETWORKS [OPTIONS]]" lines:
+//
+//	disk    /dev/sdb
+//	listen  0.0.0.0:2049
+//	metrics 127.0.0.1:9049
+//	export  /        10.0.0.0/8   rw,root_squash
+//	export  /scratch 10.1.0.0/16  rw,no_root_squash
+type serveConfig struct {
+	disk    string
+	listen  string
+	metrics string
+	exports []string
+	debug   bool
+	// exitAfter is a test-only fault: exit after a durable request of this
+	// procedure, before its reply.
+	exitAfter string
+}
+
+// loadConfigFile reads a config file into c, for the keys flags did not set.
+func loadConfigFile(path string, c *serveConfig, set func(string) bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	var exports []string
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if line == "" {
+			continue
+		}
+		key, val, _ := strings.Cut(line, " ")
+		val = strings.TrimSpace(val)
+		if val == "" {
+			return fmt.Errorf("%s:%d: %q needs a value", path, n, key)
+		}
+		switch key {
+		case "disk":
+			if !set("disk") {
+				c.disk = val
+			}
+		case "listen":
+			if !set("listen") {
+				c.listen = val
+			}
+		case "metrics":
+			if !set("metrics") {
+				c.metrics = val
+			}
+		case "export":
+			if _, err := nfs.ParseExport(val); err != nil {
+				return fmt.Errorf("%s:%d: %w", path, n, err)
+			}
+			exports = append(exports, val)
+		default:
+			return fmt.Errorf("%s:%d: unknown setting %q (want disk, listen, metrics or export)", path, n, key)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if !set("export") {
+		c.exports = exports
+	}
+	return nil
+}
