@@ -9,11 +9,13 @@ DATA      ?= ./data
 IMAGE     ?= $(DATA)/hanfs.img
 MNT       ?= $(DATA)/mnt
 IMAGESIZE ?= 8GiB
+LISTEN    ?= 127.0.0.1:2049
+METRICS   ?= 127.0.0.1:9049
 
 # command:package pairs that the tests run; installed with apt-get when missing.
 TEST_TOOLS := git:git tar:tar diff:diffutils cp:coreutils
 
-.PHONY: all help build test deps lint bench run fuzz clean
+.PHONY: all help build test deps lint bench run mount-local fuzz clean
 
 all: build
 
@@ -22,7 +24,8 @@ help:
 	@echo "make test    install what the tests need, then go test -race ./..."
 	@echo "make lint    gofmt and go vet"
 	@echo "make bench   run the benchmarks in bench/"
-	@echo "make run     format $(IMAGE) if missing and FUSE-mount it on $(MNT) (foreground)"
+	@echo "make run     format $(IMAGE) if missing and serve it over NFSv3 on $(LISTEN) (foreground)"
+	@echo "make mount-local  FUSE-mount $(IMAGE) on $(MNT) instead (foreground)"
 	@echo "make fuzz    run every Fuzz target for FUZZTIME=$(FUZZTIME)"
 	@echo "make clean   remove bin/ (data/ is kept; remove it yourself)"
 
@@ -58,13 +61,19 @@ bench:
 	@if [ -d bench ]; then $(GO) test -run='^$$' -bench=. ./bench/...; else echo "no bench/ directory yet"; fi
 
 run: build
-	@mkdir -p $(MNT) 2>/dev/null || true  # a dead mount left by kill -9 is cleaned up by hanfsd mount
+	@mkdir -p $(DATA)
 	@if [ ! -e $(IMAGE) ]; then \
 		echo "==> creating a sparse $(IMAGESIZE) image $(IMAGE) and formatting it"; \
 		bin/hanfsd format --disk $(IMAGE) --size $(IMAGESIZE); \
 	fi
-	@echo "==> mounting $(IMAGE) on $(MNT) in the foreground (FUSE; needs root or fusermount3)"
-	@echo "    use the file system in $(MNT) from another shell; Ctrl-C unmounts"
+	@echo "==> serving $(IMAGE) over NFSv3 on $(LISTEN) in the foreground (Ctrl-C stops it)"
+	@echo "    metrics and status: http://$(METRICS)/metrics  http://$(METRICS)/status"
+	bin/hanfsd serve --disk $(IMAGE) --listen $(LISTEN) --metrics $(METRICS) --export "/ 127.0.0.0/8 rw,no_root_squash"
+
+# mount-local FUSE-mounts the image on $(MNT) instead of serving it.
+mount-local: build
+	@mkdir -p $(MNT) 2>/dev/null || true  # a dead mount left by kill -9 is cleaned up by hanfsd mount
+	@if [ ! -e $(IMAGE) ]; then bin/hanfsd format --disk $(IMAGE) --size $(IMAGESIZE); fi
 	bin/hanfsd mount --disk $(IMAGE) $(MNT)
 
 # Runs each Fuzz target of every package for FUZZTIME.
