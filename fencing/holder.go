@@ -1,0 +1,183 @@
+package fencing
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ErrLeaseLost reports that another node took the lease, or it was released.
+var ErrLeaseLost = errors.New("lease lost")
+
+// ErrLeaseExpired reports that the holder's renewal deadline passed by its
+// own clock: it must not write any more.
+var ErrLeaseExpired = errors.New("lease expired")
+
+// Holder is a node's hold on the lease, from a confirmed claim until the
+// lease is lost, expires or is released. It renews the lease and answers the
+// write gate: file-system writes are allowed only before the deadline.
+type Holder struct {
+	area *Area
+	t    Timing
+	now  func() time.Time
+
+	mu       sync.Mutex
+	rec      Lease
+	deadline time.Time
+	lost     error
+	// onLost is called once, from the renewing goroutine, when the lease is
+	// lost or expires.
+	onLost func(error)
+}
+
+// NewHolder returns the holder of a confirmed claim rec, made at claimStart
+// (the time just before the claim's write was issued).
+func NewHolder(area *Area, t Timing, rec Lease, claimStart time.Time, now func() time.Time, onLost func(error)) *Holder {
+	if now == nil {
+		now = time.Now
+	}
+	return &Holder{area: area, t: t, now: now, rec: rec, deadline: claimStart.Add(t.Validity()), onLost: onLost}
+}
+
+// Epoch returns the epoch of the held lease.
+func (h *Holder) Epoch() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rec.Epoch
+}
+
+// Record returns the lease record as last written.
+func (h *Holder) Record() Lease {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rec
+}
+
+// Deadline returns the time after which the holder may not start writes.
+func (h *Holder) Deadline() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.deadline
+}
+
+// Gate returns nil while the holder may write to the file system. Call it
+// right before every disk write.
+func (h *Holder) Gate() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost != nil {
+		return h.lost
+	}
+	if now := h.now(); !now.Before(h.deadline) {
+		h.lost = fmt.Errorf("%w: renewal deadline passed %v ago (epoch %d)", ErrLeaseExpired, now.Sub(h.deadline).Round(time.Millisecond), h.rec.Epoch)
+		return h.lost
+	}
+	return nil
+}
+
+// Err returns why the lease is gone, or nil while it is held.
+func (h *Holder) Err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lost
+}
+
+func (h *Holder) lose(err error) {
+	h.mu.Lock()
+	first := h.lost == nil
+	if first {
+		h.lost = err
+	}
+	cb := h.onLost
+	h.mu.Unlock()
+	if first && cb != nil {
+		cb(err)
+	}
+}
+
+// Renew reads the lease record, checks that it is still ours, and writes it
+// back with the counter bumped. On success the deadline moves to the time
+// the renewal started plus the validity. A record that is no longer ours
+// loses the lease at once; an I/O failure leaves the deadline where it was.
+func (h *Holder) Renew() error {
+	if err := h.Err(); err != nil {
+		return err
+	}
+	start := h.now()
+	cur, _, err := h.area.ReadLease()
+	if err != nil {
+		h.checkExpiry()
+		return fmt.Errorf("renew: %w", err)
+	}
+	h.mu.Lock()
+	mine := h.rec
+	h.mu.Unlock()
+	if cur.State != Held || cur.Owner != mine.Owner || cur.Epoch != mine.Epoch || cur.Incarnation != mine.Incarnation {
+		err := fmt.Errorf("%w: the lease record now says %s by node %d at epoch %d (we held epoch %d)", ErrLeaseLost, cur.State, cur.Owner, cur.Epoch, mine.Epoch)
+		h.lose(err)
+		return err
+	}
+	next := mine
+	next.Counter = cur.Counter + 1
+	if err := h.area.WriteLease(next); err != nil {
+		h.checkExpiry()
+		return fmt.Errorf("renew: %w", err)
+	}
+	h.mu.Lock()
+	if h.lost == nil {
+		h.rec = next
+		if d := start.Add(h.t.Validity()); d.After(h.deadline) {
+			h.deadline = d
+		}
+	}
+	h.mu.Unlock()
+	return h.checkExpiry()
+}
+
+// checkExpiry loses the lease if the deadline passed.
+func (h *Holder) checkExpiry() error {
+	h.mu.Lock()
+	expired := h.lost == nil && !h.now().Before(h.deadline)
+	dl := h.deadline
+	h.mu.Unlock()
+	if expired {
+		err := fmt.Errorf("%w: no successful renewal since %v before the deadline", ErrLeaseExpired, h.t.Validity())
+		_ = dl
+		h.lose(err)
+		return err
+	}
+	return h.Err()
+}
+
+// Run renews every RenewInterval until stop is closed or the lease is lost.
+func (h *Holder) Run(stop <-chan struct{}) {
+	tk := time.NewTicker(h.t.RenewInterval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+			_ = h.Renew()
+			if h.Err() != nil {
+				return
+			}
+		}
+	}
+}
+
+// Release gives the lease up for a planned switchover: the record becomes
+// released, handed to node target (0: any), with the same epoch. The holder
+// may not write afterwards.
+func (h *Holder) Release(target int) error {
+	h.mu.Lock()
+	rec := h.rec
+	h.mu.Unlock()
+	if err := h.Err(); err != nil {
+		return err
+	}
+	rec.State, rec.HandoffTo = Released, target
+	h.lose(fmt.Errorf("%w: released for a hand-off to node %d", ErrLeaseLost, target))
+	return h.area.WriteLease(rec)
+}
