@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/hanfs/hanfs/fencing"
 	"github.com/hanfs/hanfs/nfs"
 )
 
@@ -27,6 +30,18 @@ type serveConfig struct {
 	// exitAfter is a test-only fault: exit after a durable request of this
 	// procedure, before its reply.
 	exitAfter string
+	// writeLog is a test-only file recording every file-system write.
+	writeLog string
+	// stallFile is a test-only marker: disk I/O stalls while it exists.
+	stallFile string
+
+	node         int
+	heartbeat    string
+	peers        []string
+	timing       fencing.Timing
+	hbInterval   time.Duration
+	hbTimeout    time.Duration
+	probeTimeout time.Duration
 }
 
 // loadConfigFile reads a config file into c, for the keys flags did not set.
@@ -64,13 +79,29 @@ func loadConfigFile(path string, c *serveConfig, set func(string) bool) error {
 			if !set("metrics") {
 				c.metrics = val
 			}
+		case "node":
+			if !set("node") {
+				n, err := strconv.Atoi(val)
+				if err != nil {
+					return fmt.Errorf("%s:%d: node %q: %w", path, n, val, err)
+				}
+				c.node = n
+			}
+		case "heartbeat":
+			if !set("heartbeat") {
+				c.heartbeat = val
+			}
+		case "peer":
+			if !set("peer") {
+				c.peers = append(c.peers, val)
+			}
 		case "export":
 			if _, err := nfs.ParseExport(val); err != nil {
 				return fmt.Errorf("%s:%d: %w", path, n, err)
 			}
 			exports = append(exports, val)
 		default:
-			return fmt.Errorf("%s:%d: unknown setting %q (want disk, listen, metrics or export)", path, n, key)
+			return fmt.Errorf("%s:%d: unknown setting %q (want disk, listen, metrics, node, heartbeat, peer or export)", path, n, key)
 		}
 	}
 	if err := sc.Err(); err != nil {

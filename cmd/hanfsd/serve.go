@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,42 +20,60 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
-	"github.com/hanfs/hanfs/fsstore"
+	"github.com/hanfs/hanfs/cmd/hanfsd/cluster"
+	"github.com/hanfs/hanfs/fencing"
 	"github.com/hanfs/hanfs/nfs"
 	"github.com/hanfs/hanfs/shareddisk"
 )
 
 func newServeCmd(e *env) *cobra.Command {
-	var c serveConfig
+	c := serveConfig{timing: fencing.DefaultTiming()}
 	var configFile string
 	cmd := &cobra.Command{
-		Use:   "serve --disk PATH --listen ADDR [--metrics ADDR] [--export SPEC]... [--config FILE]",
-		Short: "Serve a hanfs disk over NFSv3",
-		Long: `Serve opens the file system on a hanfs disk, replays its journal, bumps the
+		Use:   "serve --disk PATH [--node N --heartbeat ADDR --peer M=ADDR]... [--listen ADDR] [--metrics ADDR]",
+		Short: "Run a node: serve a hanfs disk over NFSv3, or stand by to take over",
+		Long: `Serve runs one hanfs node on a shared disk. A node starts as a backup. When it
+holds the disk lease it is the primary: it replays the journal, bumps the
 disk's epoch (which becomes the NFS write verifier, so clients resend data an
-earlier server had not made durable) and serves NFSv3 and MOUNT v3 on one TCP
-port. Every reply to a request that changes something is sent only after the
-change is on the disk.
+earlier primary had not made durable) and serves NFSv3 and MOUNT v3 on the
+service address (--listen). Every reply to a request that changes something
+is sent only after the change is on the disk.
 
-Exports name directories inside the store and the client networks allowed to
-use them: --export "PATH [NETWORKS [OPTIONS]]", repeatable. NETWORKS is a
+A backup watches the primary with UDP heartbeats (--heartbeat, --peer). When
+they stop, it probes the primary through its mailbox on the disk; only if that
+stays silent too, and the lease stays unrenewed for the lease period plus
+margins (by its own clock), does it claim the lease with a higher epoch and
+take over, at the same service address, with the same file handles. A primary
+that cannot renew its lease stops writing at its deadline, closes every client
+connection, and rejoins as a backup. Run one serve per node with the same
+--disk, a different --node, and the same --listen and timing flags.
+
+Without --peer a node serves alone (a single-node server); the lease still
+keeps a second server off the disk.
+
+Exports: --export "PATH [NETWORKS [OPTIONS]]", repeatable. NETWORKS is a
 comma-separated list of CIDR prefixes or addresses, or * for any; OPTIONS are
 rw (default), ro, root_squash (default), no_root_squash, all_squash,
 anonuid=N, anongid=N. Without --export, / is exported to loopback clients
-only (127.0.0.0/8 and ::1), read-write with root squashed.
+only (127.0.0.0/8 and ::1), read-write, root squashed.
 
-A config file (--config) holds the same settings, one per line:
-  disk /dev/sdb
-  listen 0.0.0.0:2049
-  metrics 127.0.0.1:9049
-  export / 10.0.0.0/8 rw
-Flags override the file.
+A config file (--config) holds the same settings, one per line ("key value"):
+disk, listen, metrics, node, heartbeat, peer (N=ADDR), export. Flags override
+the file.
 
---metrics serves Prometheus metrics on /metrics and the node's state as JSON
-on /status. SIGINT or SIGTERM stops the server cleanly (the journal is
-checkpointed).`,
-		Example: `  hanfsd serve --disk ./data/hanfs.img --listen 127.0.0.1:2049 --metrics 127.0.0.1:9049 \
-      --export "/ 127.0.0.0/8 rw,no_root_squash"
+--metrics serves Prometheus metrics on /metrics, the node's state as JSON on
+/status, and POST /switchover?to=N (used by "hanfsd switchover").
+
+Timing (defaults are safe on a local disk; every node must use the same):
+the lease period, renew interval, io-timeout and drift decide how long a
+backup waits before taking over; see docs/failover.md.`,
+		Example: `  # one node
+  hanfsd serve --disk ./data/hanfs.img --listen 127.0.0.1:2049 --export "/ 127.0.0.0/8 rw,no_root_squash"
+  # two nodes on one machine, same disk and service address
+  hanfsd serve --disk ./data/hanfs.img --node 1 --heartbeat 127.0.0.1:7001 --peer 2=127.0.0.1:7002 \
+      --listen 127.0.0.1:2049 --metrics 127.0.0.1:9051
+  hanfsd serve --disk ./data/hanfs.img --node 2 --heartbeat 127.0.0.1:7002 --peer 1=127.0.0.1:7001 \
+      --listen 127.0.0.1:2049 --metrics 127.0.0.1:9052
   # from a Linux client:
   mount -t nfs -o vers=3,proto=tcp,port=2049,mountport=2049,nolock,hard 127.0.0.1:/ /mnt`,
 		Args: exactArgs(0, ""),
@@ -69,21 +88,45 @@ checkpointed).`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&c.disk, "disk", "", "block device or image file holding the file system (required)")
-	fl.StringVar(&c.listen, "listen", "127.0.0.1:2049", "address and port for NFS and MOUNT")
-	fl.StringVar(&c.metrics, "metrics", "", "address for the HTTP endpoint with /metrics and /status (off when empty)")
+	fl.StringVar(&c.listen, "listen", "127.0.0.1:2049", "NFS service address and port (MOUNT is served on the same port); the primary binds it")
+	fl.StringVar(&c.metrics, "metrics", "", "address for the HTTP endpoint with /metrics, /status and /switchover (off when empty)")
 	fl.StringArrayVar(&c.exports, "export", nil, `export "PATH [NETWORKS [OPTIONS]]" (repeatable)`)
 	fl.StringVar(&configFile, "config", "", "config file (settings one per line; flags override it)")
+	fl.IntVar(&c.node, "node", 1, "this node's id, 1..16, unique among the nodes on the disk")
+	fl.StringVar(&c.heartbeat, "heartbeat", "127.0.0.1:0", "UDP address for heartbeats from the peers")
+	fl.StringArrayVar(&c.peers, "peer", nil, "a peer node as ID=HOST:PORT (its --heartbeat address; repeatable)")
+	fl.DurationVar(&c.timing.LeasePeriod, "lease-period", c.timing.LeasePeriod, "how long one renewal keeps the lease")
+	fl.DurationVar(&c.timing.RenewInterval, "renew-interval", c.timing.RenewInterval, "how often the primary renews the lease")
+	fl.DurationVar(&c.timing.IOTimeout, "io-timeout", c.timing.IOTimeout, "the bound assumed for every disk I/O (enforce it with a watchdog in production)")
+	fl.Float64Var(&c.timing.Drift, "drift", c.timing.Drift, "the most two nodes' clocks may differ in rate (0.01 = 1%)")
+	fl.DurationVar(&c.timing.PollInterval, "poll-interval", c.timing.PollInterval, "how often a node reads the lease and its mailbox")
+	fl.DurationVar(&c.hbInterval, "heartbeat-interval", 100*time.Millisecond, "how often a node sends heartbeats")
+	fl.DurationVar(&c.hbTimeout, "heartbeat-timeout", 400*time.Millisecond, "silence after which a backup probes the primary's mailbox")
+	fl.DurationVar(&c.probeTimeout, "probe-timeout", 250*time.Millisecond, "how long a backup waits for the primary's mailbox answer")
 	fl.BoolVar(&c.debug, "debug", false, "log debug messages")
 	fl.StringVar(&c.exitAfter, "test-exit-after-commit", "", "fault injection for tests: exit at once (status 137, like kill -9) after the first durable request of this NFS procedure (e.g. CREATE), before replying")
+	fl.StringVar(&c.writeLog, "test-write-log", "", "for tests: append every file-system write (node, epoch, monotonic start and end) to this file")
+	fl.StringVar(&c.stallFile, "test-stall-file", "", "for tests: every disk I/O stalls while this file exists")
+	_ = fl.MarkHidden("test-stall-file")
 	_ = fl.MarkHidden("test-exit-after-commit")
+	_ = fl.MarkHidden("test-write-log")
 	return cmd
 }
 
-// verifierFor derives the NFSv3 write verifier from the disk's epoch.
-func verifierFor(epoch uint64) [8]byte {
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], epoch)
-	return v
+func parsePeers(specs []string) (map[int]string, error) {
+	peers := make(map[int]string)
+	for _, p := range specs {
+		id, addr, ok := strings.Cut(p, "=")
+		n, err := strconv.Atoi(id)
+		if !ok || err != nil || addr == "" {
+			return nil, fmt.Errorf("--peer %q: want ID=HOST:PORT, for example 2=10.0.0.2:7000", p)
+		}
+		if _, dup := peers[n]; dup {
+			return nil, fmt.Errorf("--peer: node %d given twice", n)
+		}
+		peers[n] = addr
+	}
+	return peers, nil
 }
 
 func runServe(e *env, c *serveConfig) error {
@@ -98,107 +141,109 @@ func runServe(e *env, c *serveConfig) error {
 		}
 		exports = append(exports, x)
 	}
+	peers, err := parsePeers(c.peers)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := c.timing.Validate(); err != nil {
+		return usageError{err}
+	}
 	level := slog.LevelInfo
 	if c.debug {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	start := time.Now()
-	d, err := shareddisk.OpenFile(c.disk, shareddisk.OpenOptions{})
+	f, err := shareddisk.OpenFile(c.disk, shareddisk.OpenOptions{})
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	store, err := fsstore.Open(d, fsstore.Options{Logger: log})
+	defer f.Close()
+	var d shareddisk.Disk = f
+	if c.stallFile != "" {
+		d = &stallDisk{Disk: f, marker: c.stallFile}
+	}
+	var wl *writeLog
+	if c.writeLog != "" {
+		if wl, err = openWriteLog(c.writeLog, c.node); err != nil {
+			return err
+		}
+		defer wl.Close()
+	}
+	sb, err := shareddisk.ReadSuperblock(d)
 	if err != nil {
 		return err
-	}
-	defer store.Close()
-	epoch, err := store.BumpEpoch()
-	if err != nil {
-		return fmt.Errorf("bump epoch: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cfg := nfs.Config{Exports: exports, Verifier: verifierFor(epoch), Logger: log, Registerer: reg}
+	statusURL := ""
+	var ml net.Listener
+	if c.metrics != "" {
+		if ml, err = net.Listen("tcp", c.metrics); err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w", c.metrics, err)
+		}
+		statusURL = "http://" + ml.Addr().String()
+	}
+	opts := cluster.Options{Node: c.node, Disk: d, StoreDisk: f, Layout: sb.Layout, Service: c.listen, Heartbeat: c.heartbeat,
+		Peers: peers, StatusURL: statusURL, Exports: exports, Timing: c.timing, HeartbeatInterval: c.hbInterval,
+		HeartbeatTimeout: c.hbTimeout, ProbeTimeout: c.probeTimeout, Logger: log, Registerer: reg}
 	if c.exitAfter != "" {
-		cfg.AfterCommit = func(proc string) {
+		opts.AfterCommit = func(proc string) {
 			if proc == c.exitAfter {
 				log.Warn("test fault: exiting after a durable request, before its reply", "proc", proc)
 				os.Exit(137)
 			}
 		}
 	}
-	srv, err := nfs.New(store, cfg)
+	// The store's writes go: stall (test) -> log (test) -> lease gate -> disk.
+	opts.WrapStoreDisk = func(sd shareddisk.Disk, epoch func() uint64) shareddisk.Disk {
+		if wl != nil {
+			sd = wl.wrap(sd, epoch)
+		}
+		if c.stallFile != "" {
+			sd = &stallDisk{Disk: sd, marker: c.stallFile}
+		}
+		return sd
+	}
+	node, err := cluster.New(opts)
 	if err != nil {
+		if errors.Is(err, cluster.ErrNodeAlive) {
+			return exitError{code: exitFailure, err: err}
+		}
 		return err
 	}
-	l, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		srv.Close()
-		return fmt.Errorf("listen on %s: %w", c.listen, err)
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(l) }()
 	var hs *http.Server
-	if c.metrics != "" {
-		ml, err := net.Listen("tcp", c.metrics)
-		if err != nil {
-			srv.Close()
-			return fmt.Errorf("listen for metrics on %s: %w", c.metrics, err)
-		}
+	if ml != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			st := store.StatFS()
-			json.NewEncoder(w).Encode(map[string]any{
-				"role": "primary", "mode": "single-node", "disk": c.disk, "epoch": epoch,
-				"uuid": store.Superblock().UUIDString(), "listen": l.Addr().String(),
-				"files": st.Files, "free_blocks": st.FreeBlocks, "total_blocks": st.TotalBlocks,
-			})
+			json.NewEncoder(w).Encode(node.Status())
+		})
+		mux.HandleFunc("/switchover", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				http.Error(w, "use POST", http.StatusMethodNotAllowed)
+				return
+			}
+			to, _ := strconv.Atoi(r.URL.Query().Get("to"))
+			if err := node.Switchover(to); err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
+			fmt.Fprintln(w, "switchover started")
 		})
 		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go hs.Serve(ml)
-		log.Info("metrics and status", "url", "http://"+ml.Addr().String()+"/metrics")
 	}
-	host, port, _ := net.SplitHostPort(l.Addr().String())
-	log.Info("serving NFSv3", "listen", l.Addr().String(), "disk", c.disk, "epoch", epoch,
-		"uuid", store.Superblock().UUIDString(), "startup", time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(e.stdout, "hanfsd: serving %s on %s (epoch %d)\n", c.disk, l.Addr(), epoch)
+	host, port, _ := net.SplitHostPort(c.listen)
+	fmt.Fprintf(e.stdout, "hanfsd: node %d on %s, service address %s, status %s\n", c.node, c.disk, c.listen, statusURL)
 	fmt.Fprintf(e.stdout, "mount it from a Linux client with:\n  mount -t nfs -o vers=3,proto=tcp,port=%s,mountport=%s,nolock,hard %s:/ /mnt\n", port, port, host)
-
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	var exitErr error
-loop:
-	for {
-		select {
-		case sig := <-sigs:
-			log.Info("stopping", "signal", sig.String())
-			break loop
-		case err := <-serveErr:
-			exitErr = err
-			break loop
-		case <-tick.C:
-			if err := store.Err(); err != nil {
-				log.Error("the store stopped: closing every client connection", "err", err)
-				exitErr = fmt.Errorf("store stopped: %w", err)
-				break loop
-			}
-		}
-	}
-	srv.Close()
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	err = node.Run(ctx)
 	if hs != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		hs.Shutdown(ctx)
-		cancel()
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+		hs.Shutdown(sctx)
+		scancel()
 	}
-	if err := store.Close(); err != nil && exitErr == nil && !errors.Is(err, store.Err()) {
-		exitErr = fmt.Errorf("close store: %w", err)
-	}
-	return exitErr
+	return err
 }
