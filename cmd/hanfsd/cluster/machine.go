@@ -145,7 +145,8 @@ type Machine struct {
 	w       fencing.Watcher
 	leaseOK bool
 
-	hbFrom map[int]time.Time
+	hbFrom map[int]time.Time // heartbeats from a node that says it is primary
+	hbAny  map[int]time.Time // any heartbeat: the peer link is up
 
 	probe      probeState
 	probeTo    int
@@ -165,7 +166,7 @@ type Machine struct {
 
 // NewMachine returns a machine that starts as a backup at now.
 func NewMachine(cfg Config, now time.Time) *Machine {
-	return &Machine{cfg: cfg, role: fencing.RoleBackup, started: now, hbFrom: make(map[int]time.Time)}
+	return &Machine{cfg: cfg, role: fencing.RoleBackup, started: now, hbFrom: make(map[int]time.Time), hbAny: make(map[int]time.Time)}
 }
 
 // Role returns the current role and the reason it was entered.
@@ -178,7 +179,7 @@ func (m *Machine) Epoch() uint64 { return m.epoch }
 // whether the owner answered the last mailbox probe.
 func (m *Machine) PeerLink(now time.Time) (heartbeats bool, mailbox string) {
 	if m.role == fencing.RolePrimary {
-		for _, t := range m.hbFrom {
+		for _, t := range m.hbAny {
 			if now.Sub(t) <= m.cfg.HeartbeatTimeout {
 				return true, "idle"
 			}
@@ -186,7 +187,8 @@ func (m *Machine) PeerLink(now time.Time) (heartbeats bool, mailbox string) {
 		return false, "idle"
 	}
 	owner := m.w.Record().Owner
-	hb := now.Sub(m.lastHeard(owner)) <= m.cfg.HeartbeatTimeout
+	t, ok := m.hbAny[owner]
+	hb := ok && now.Sub(t) <= m.cfg.HeartbeatTimeout
 	return hb, [...]string{"idle", "probing", "answered", "silent"}[m.probe]
 }
 
@@ -227,7 +229,13 @@ func (m *Machine) Step(ev Event) []Action {
 		}
 		return nil
 	case HeartbeatHeard:
-		m.hbFrom[e.From] = e.Now
+		m.hbAny[e.From] = e.Now
+		// Only a heartbeat that says "primary" proves the primary alive: a
+		// primary that fenced itself (say, its disk stalled) keeps sending
+		// heartbeats as a backup.
+		if e.Role == fencing.RolePrimary {
+			m.hbFrom[e.From] = e.Now
+		}
 		return nil
 	case ProbeSent:
 		if m.probe == probePending && e.To == m.probeTo {
