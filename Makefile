@@ -15,7 +15,7 @@ METRICS   ?= 127.0.0.1:9049
 # command:package pairs that the tests run; installed with apt-get when missing.
 TEST_TOOLS := git:git tar:tar diff:diffutils cp:coreutils
 
-.PHONY: all help build test deps lint bench run mount-local fuzz clean
+.PHONY: all help build test deps lint bench run run-single mount-local fuzz clean
 
 all: build
 
@@ -24,7 +24,8 @@ help:
 	@echo "make test    install what the tests need, then go test -race ./..."
 	@echo "make lint    gofmt and go vet"
 	@echo "make bench   run the benchmarks in bench/"
-	@echo "make run     format $(IMAGE) if missing and serve it over NFSv3 on $(LISTEN) (foreground)"
+	@echo "make run     format $(IMAGE) if missing and run a two-node cluster serving it on $(LISTEN) (foreground)"
+	@echo "make run-single  serve $(IMAGE) from one node"
 	@echo "make mount-local  FUSE-mount $(IMAGE) on $(MNT) instead (foreground)"
 	@echo "make fuzz    run every Fuzz target for FUZZTIME=$(FUZZTIME)"
 	@echo "make clean   remove bin/ (data/ is kept; remove it yourself)"
@@ -66,8 +67,13 @@ run: build
 		echo "==> creating a sparse $(IMAGESIZE) image $(IMAGE) and formatting it"; \
 		bin/hanfsd format --disk $(IMAGE) --size $(IMAGESIZE); \
 	fi
-	@echo "==> serving $(IMAGE) over NFSv3 on $(LISTEN) in the foreground (Ctrl-C stops it)"
-	@echo "    metrics and status: http://$(METRICS)/metrics  http://$(METRICS)/status"
+	@echo "==> starting a two-node cluster on $(IMAGE), NFS on $(LISTEN) (Ctrl-C stops it)"
+	bin/hanfsd lab --disk $(IMAGE) --nodes 2 --listen $(LISTEN)
+
+# run-single serves the image from one node only.
+run-single: build
+	@mkdir -p $(DATA)
+	@if [ ! -e $(IMAGE) ]; then bin/hanfsd format --disk $(IMAGE) --size $(IMAGESIZE); fi
 	bin/hanfsd serve --disk $(IMAGE) --listen $(LISTEN) --metrics $(METRICS) --export "/ 127.0.0.0/8 rw,no_root_squash"
 
 # mount-local FUSE-mounts the image on $(MNT) instead of serving it.

@@ -158,3 +158,22 @@ func TestWatcher(t *testing.T) {
 		t.Fatal("change not seen")
 	}
 }
+
+func TestAcquireRefusesLiveHolder(t *testing.T) {
+	a := testArea(t)
+	tm := DefaultTiming()
+	claim := ClaimFor(Lease{}, 1, 1)
+	a.WriteLease(claim)
+	h := NewHolder(a, tm, claim, time.Now(), nil, nil)
+	stop := make(chan struct{})
+	go h.Run(stop)
+	if _, _, err := Acquire(a, tm, 16, 99); !errors.Is(err, ErrHeld) {
+		t.Fatalf("acquire while renewed: %v", err)
+	}
+	close(stop)
+	// The holder stopped renewing: after the takeover wait, the lease is ours.
+	got, _, err := Acquire(a, tm, 16, 99)
+	if err != nil || got.Owner != 16 || got.Epoch != 2 {
+		t.Fatalf("acquire after the holder stopped: %+v %v", got, err)
+	}
+}

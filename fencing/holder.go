@@ -178,6 +178,10 @@ func (h *Holder) Release(target int) error {
 		return err
 	}
 	rec.State, rec.HandoffTo = Released, target
-	h.lose(fmt.Errorf("%w: released for a hand-off to node %d", ErrLeaseLost, target))
+	h.mu.Lock()
+	if h.lost == nil {
+		h.lost = fmt.Errorf("%w: released (hand-off to node %d)", ErrLeaseLost, target)
+	}
+	h.mu.Unlock()
 	return h.area.WriteLease(rec)
 }

@@ -906,7 +906,9 @@ type child struct {
 // mount is up.
 func startMount(t *testing.T, bin, img, dir string, log io.Writer) *child {
 	t.Helper()
-	cmd := exec.Command(bin, "mount", "--disk", img, dir)
+	// Generous lease timing: this test loads the machine heavily, and
+	// fdatasync of an image file under load can exceed the default io-timeout.
+	cmd := exec.Command(bin, "mount", "--disk", img, "--lease-period", "3s", "--io-timeout", "600ms", "--renew-interval", "300ms", dir)
 	cmd.Stdout = log
 	cmd.Stderr = log
 	if err := cmd.Start(); err != nil {

@@ -34,6 +34,8 @@ type serveConfig struct {
 	writeLog string
 	// stallFile is a test-only marker: disk I/O stalls while it exists.
 	stallFile string
+	// fuseMount is a directory where the primary mounts the live store.
+	fuseMount string
 
 	node         int
 	heartbeat    string

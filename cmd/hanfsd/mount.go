@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,18 +13,21 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hanfs/hanfs/fencing"
 	"github.com/hanfs/hanfs/fsstore"
 	"github.com/hanfs/hanfs/fusemount"
 	"github.com/hanfs/hanfs/shareddisk"
 )
 
 type mountFlags struct {
-	disk  string
-	debug bool
+	disk   string
+	debug  bool
+	node   int
+	timing fencing.Timing
 }
 
 func newMountCmd(e *env) *cobra.Command {
-	var f mountFlags
+	f := mountFlags{timing: fencing.DefaultTiming()}
 	cmd := &cobra.Command{
 		Use:   "mount --disk PATH DIR [--debug]",
 		Short: "Mount a hanfs disk on a local directory through FUSE",
@@ -32,8 +37,13 @@ and logs to stderr. SIGINT (Ctrl-C) or SIGTERM unmounts cleanly; "umount DIR"
 works too. Every write is on the disk when the system call returns.
 
 As root, the mount is made with mount(2) directly and needs no fusermount.
-Only one process may use a disk at a time: do not mount a disk that a server
-or another mount is using.`,
+
+The mount takes part in the disk lease, as a node of its own (--node, default
+16): it refuses to mount while a live node holds the lease (the error names
+it), waits out the lease of a node that died, and renews the lease while
+mounted. If it loses the lease, it stops writing at once. So a FUSE mount and
+an NFS server never write the disk together. To get a local mount on a
+running cluster, use "hanfsd serve --fuse-mount DIR" on the nodes instead.`,
 		Example: `  mkdir -p ./data/mnt
   sudo hanfsd mount --disk ./data/hanfs.img ./data/mnt`,
 		Args: exactArgs(1, "the mount point DIR"),
@@ -44,6 +54,8 @@ or another mount is using.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.disk, "disk", "", "block device or image file holding the file system (required)")
 	fl.BoolVar(&f.debug, "debug", false, "log debug messages and every FUSE request")
+	fl.IntVar(&f.node, "node", 16, "the node id the mount uses in the disk lease (1..16, unused by the cluster's nodes)")
+	addTimingFlags(fl, &f.timing)
 	return cmd
 }
 
@@ -66,7 +78,15 @@ func runMount(e *env, f *mountFlags, dir string) error {
 	}
 	defer d.Close()
 	start := time.Now()
-	store, err := fsstore.Open(d, fsstore.Options{Logger: log})
+	if err := f.timing.Validate(); err != nil {
+		return usageError{err}
+	}
+	holder, stopRenew, err := acquireLocalLease(log, d, f.node, f.timing)
+	if err != nil {
+		return err
+	}
+	defer close(stopRenew)
+	store, err := fsstore.Open(d, fsstore.Options{Logger: log, WriteGate: holder.Gate})
 	if err != nil {
 		return err
 	}
@@ -118,6 +138,11 @@ loop:
 	if err := store.Close(); err != nil && exitErr == nil {
 		exitErr = fmt.Errorf("close store: %w", err)
 	}
+	if holder.Err() == nil {
+		if err := holder.Release(0); err != nil {
+			log.Warn("release the disk lease", "err", err)
+		}
+	}
 	if exitErr == nil {
 		log.Info("unmounted", "dir", dir)
 	}
@@ -160,4 +185,37 @@ func checkMountPoint(log *slog.Logger, dir string) error {
 		return fmt.Errorf("mount point %s is not a directory", dir)
 	}
 	return nil
+}
+
+// acquireLocalLease takes the disk lease for a local mount and keeps it
+// renewed until stop is closed.
+func acquireLocalLease(log *slog.Logger, d shareddisk.Disk, node int, t fencing.Timing) (*fencing.Holder, chan struct{}, error) {
+	sb, err := shareddisk.ReadSuperblock(d)
+	if err != nil {
+		return nil, nil, err
+	}
+	area, err := fencing.NewArea(d, sb.Layout, t.IOTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	inc := binary.LittleEndian.Uint64(b[:]) | 1
+	log.Info("taking the disk lease (waits out a dead holder's lease)", "node", node)
+	claim, claimStart, err := fencing.Acquire(area, t, node, inc)
+	if err != nil {
+		return nil, nil, exitError{code: exitFailure, err: fmt.Errorf("refusing to mount %s read-write: %w", d.Name(), err)}
+	}
+	h := fencing.NewHolder(area, t, claim, claimStart, nil, func(err error) {
+		log.Error("lost the disk lease: no more writes", "err", err)
+	})
+	// The claim's write started the lease; the settle delay used part of
+	// it. Renew at once, so writing starts with a full lease.
+	if err := h.Renew(); err != nil {
+		return nil, nil, fmt.Errorf("first renewal of the disk lease: %w", err)
+	}
+	stop := make(chan struct{})
+	go h.Run(stop)
+	log.Info("holding the disk lease", "node", node, "epoch", claim.Epoch)
+	return h, stop, nil
 }

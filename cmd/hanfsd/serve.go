@@ -19,9 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hanfs/hanfs/cmd/hanfsd/cluster"
 	"github.com/hanfs/hanfs/fencing"
+	"github.com/hanfs/hanfs/fsstore"
+	"github.com/hanfs/hanfs/fusemount"
 	"github.com/hanfs/hanfs/nfs"
 	"github.com/hanfs/hanfs/shareddisk"
 )
@@ -95,15 +98,12 @@ backup waits before taking over; see docs/failover.md.`,
 	fl.IntVar(&c.node, "node", 1, "this node's id, 1..16, unique among the nodes on the disk")
 	fl.StringVar(&c.heartbeat, "heartbeat", "127.0.0.1:0", "UDP address for heartbeats from the peers")
 	fl.StringArrayVar(&c.peers, "peer", nil, "a peer node as ID=HOST:PORT (its --heartbeat address; repeatable)")
-	fl.DurationVar(&c.timing.LeasePeriod, "lease-period", c.timing.LeasePeriod, "how long one renewal keeps the lease")
-	fl.DurationVar(&c.timing.RenewInterval, "renew-interval", c.timing.RenewInterval, "how often the primary renews the lease")
-	fl.DurationVar(&c.timing.IOTimeout, "io-timeout", c.timing.IOTimeout, "the bound assumed for every disk I/O (enforce it with a watchdog in production)")
-	fl.Float64Var(&c.timing.Drift, "drift", c.timing.Drift, "the most two nodes' clocks may differ in rate (0.01 = 1%)")
-	fl.DurationVar(&c.timing.PollInterval, "poll-interval", c.timing.PollInterval, "how often a node reads the lease and its mailbox")
+	addTimingFlags(fl, &c.timing)
 	fl.DurationVar(&c.hbInterval, "heartbeat-interval", 100*time.Millisecond, "how often a node sends heartbeats")
 	fl.DurationVar(&c.hbTimeout, "heartbeat-timeout", 400*time.Millisecond, "silence after which a backup probes the primary's mailbox")
 	fl.DurationVar(&c.probeTimeout, "probe-timeout", 250*time.Millisecond, "how long a backup waits for the primary's mailbox answer")
 	fl.BoolVar(&c.debug, "debug", false, "log debug messages")
+	fl.StringVar(&c.fuseMount, "fuse-mount", "", "while this node is primary, also mount the live store on this directory through FUSE (unmounted when it stops being primary)")
 	fl.StringVar(&c.exitAfter, "test-exit-after-commit", "", "fault injection for tests: exit at once (status 137, like kill -9) after the first durable request of this NFS procedure (e.g. CREATE), before replying")
 	fl.StringVar(&c.writeLog, "test-write-log", "", "for tests: append every file-system write (node, epoch, monotonic start and end) to this file")
 	fl.StringVar(&c.stallFile, "test-stall-file", "", "for tests: every disk I/O stalls while this file exists")
@@ -111,6 +111,15 @@ backup waits before taking over; see docs/failover.md.`,
 	_ = fl.MarkHidden("test-exit-after-commit")
 	_ = fl.MarkHidden("test-write-log")
 	return cmd
+}
+
+// addTimingFlags registers the lease timing flags (serve and mount).
+func addTimingFlags(fl *pflag.FlagSet, t *fencing.Timing) {
+	fl.DurationVar(&t.LeasePeriod, "lease-period", t.LeasePeriod, "how long one renewal keeps the lease")
+	fl.DurationVar(&t.RenewInterval, "renew-interval", t.RenewInterval, "how often the holder renews the lease")
+	fl.DurationVar(&t.IOTimeout, "io-timeout", t.IOTimeout, "the bound assumed for every disk I/O (enforce it with a watchdog in production; raise it for image files under heavy load)")
+	fl.Float64Var(&t.Drift, "drift", t.Drift, "the most two nodes' clocks may differ in rate (0.01 = 1%)")
+	fl.DurationVar(&t.PollInterval, "poll-interval", t.PollInterval, "how often a node reads the lease and its mailbox")
 }
 
 func parsePeers(specs []string) (map[int]string, error) {
@@ -203,6 +212,30 @@ func runServe(e *env, c *serveConfig) error {
 			sd = &stallDisk{Disk: sd, marker: c.stallFile}
 		}
 		return sd
+	}
+	if c.fuseMount != "" {
+		var fm *fusemount.Server
+		opts.OnServing = func(st *fsstore.Store, serving bool) {
+			if serving {
+				if err := checkMountPoint(log, c.fuseMount); err != nil {
+					log.Error("local FUSE mount", "err", err)
+					return
+				}
+				m, err := fusemount.Mount(st, c.fuseMount, fusemount.Options{Logger: log})
+				if err != nil {
+					log.Error("local FUSE mount", "dir", c.fuseMount, "err", err)
+					return
+				}
+				fm = m
+				log.Info("live store mounted locally", "dir", c.fuseMount)
+				return
+			}
+			if fm != nil {
+				unmount(log, fm)
+				fm = nil
+				log.Info("local FUSE mount removed", "dir", c.fuseMount)
+			}
+		}
 	}
 	node, err := cluster.New(opts)
 	if err != nil {

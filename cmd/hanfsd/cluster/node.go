@@ -363,6 +363,11 @@ func (n *Node) startServing(a StartServing) error {
 			go func() { n.events <- LeaseLost{Now: time.Now(), Err: err} }()
 		}
 	})
+	// The claim's write started the lease; the settle delay used part of
+	// it. Renew at once, so that serving starts with a full lease.
+	if err := h.Renew(); err != nil {
+		return fmt.Errorf("first renewal after the claim: %w", err)
+	}
 	n.mu.Lock()
 	n.holder, n.holderEnd = h, end
 	n.mu.Unlock()
