@@ -36,6 +36,8 @@ type serveConfig struct {
 	stallFile string
 	// fuseMount is a directory where the primary mounts the live store.
 	fuseMount string
+	// vip and vipDev: a virtual service address and its interface.
+	vip, vipDev string
 
 	node         int
 	heartbeat    string
@@ -89,6 +91,14 @@ func loadConfigFile(path string, c *serveConfig, set func(string) bool) error {
 				}
 				c.node = n
 			}
+		case "vip":
+			if !set("vip") {
+				c.vip = val
+			}
+		case "vip-dev":
+			if !set("vip-dev") {
+				c.vipDev = val
+			}
 		case "heartbeat":
 			if !set("heartbeat") {
 				c.heartbeat = val
@@ -103,7 +113,7 @@ func loadConfigFile(path string, c *serveConfig, set func(string) bool) error {
 			}
 			exports = append(exports, val)
 		default:
-			return fmt.Errorf("%s:%d: unknown setting %q (want disk, listen, metrics, node, heartbeat, peer or export)", path, n, key)
+			return fmt.Errorf("%s:%d: unknown setting %q (want disk, listen, metrics, node, heartbeat, peer, vip, vip-dev or export)", path, n, key)
 		}
 	}
 	if err := sc.Err(); err != nil {

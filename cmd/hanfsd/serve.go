@@ -103,6 +103,8 @@ backup waits before taking over; see docs/failover.md.`,
 	fl.DurationVar(&c.hbTimeout, "heartbeat-timeout", 400*time.Millisecond, "silence after which a backup probes the primary's mailbox")
 	fl.DurationVar(&c.probeTimeout, "probe-timeout", 250*time.Millisecond, "how long a backup waits for the primary's mailbox answer")
 	fl.BoolVar(&c.debug, "debug", false, "log debug messages")
+	fl.StringVar(&c.vip, "vip", "", "a virtual service address ADDR/BITS that the primary adds to --vip-dev (and announces with gratuitous ARP); set --listen to ADDR:PORT")
+	fl.StringVar(&c.vipDev, "vip-dev", "", "the network interface for --vip")
 	fl.StringVar(&c.fuseMount, "fuse-mount", "", "while this node is primary, also mount the live store on this directory through FUSE (unmounted when it stops being primary)")
 	fl.StringVar(&c.exitAfter, "test-exit-after-commit", "", "fault injection for tests: exit at once (status 137, like kill -9) after the first durable request of this NFS procedure (e.g. CREATE), before replying")
 	fl.StringVar(&c.writeLog, "test-write-log", "", "for tests: append every file-system write (node, epoch, monotonic start and end) to this file")
@@ -212,6 +214,13 @@ func runServe(e *env, c *serveConfig) error {
 			sd = &stallDisk{Disk: sd, marker: c.stallFile}
 		}
 		return sd
+	}
+	if c.vip != "" {
+		v, err := cluster.ParseVIP(c.vip, c.vipDev)
+		if err != nil {
+			return usageError{err}
+		}
+		opts.VIP = v
 	}
 	if c.fuseMount != "" {
 		var fm *fusemount.Server

@@ -49,6 +49,8 @@ type Options struct {
 	WrapStoreDisk func(d shareddisk.Disk, epoch func() uint64) shareddisk.Disk
 	// AfterCommit is passed to the NFS server (fault-injection tests).
 	AfterCommit func(proc string)
+	// VIP, when set, is added to an interface while this node serves.
+	VIP *VIP
 	// OnServing is called when the node starts or stops serving (FUSE mount).
 	OnServing func(store *fsstore.Store, serving bool)
 }
@@ -403,6 +405,14 @@ func (n *Node) startServing(a StartServing) error {
 		st.Kill(err)
 		return err
 	}
+	if n.o.VIP != nil {
+		if err := n.o.VIP.Add(); err != nil {
+			srv.Close()
+			st.Kill(err)
+			return err
+		}
+		n.log.Info("virtual address added", "vip", n.o.VIP.Prefix.String(), "dev", n.o.VIP.Dev)
+	}
 	l, err := listenReusePort(n.o.Service)
 	if err != nil {
 		srv.Close()
@@ -434,6 +444,13 @@ func (n *Node) stopServing(reason string, clean bool, handoffTo int) {
 		closed := srv.CloseClients()
 		srv.Close()
 		n.log.Warn("stopped serving NFS: closed every client connection", "clients", closed, "reason", reason)
+	}
+	if n.o.VIP != nil && srv != nil {
+		if err := n.o.VIP.Remove(); err != nil {
+			n.log.Error("remove virtual address", "err", err)
+		} else {
+			n.log.Info("virtual address removed", "vip", n.o.VIP.Prefix.String())
+		}
 	}
 	if n.o.OnServing != nil && st != nil {
 		n.o.OnServing(st, false)
