@@ -7,6 +7,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Metrics are the NFS server's Prometheus metrics. Create them once per
+// process with NewMetrics and pass them to every server the process runs.
+type Metrics = metrics
+
+// NewMetrics registers the NFS metrics with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) { return newMetrics(reg) }
+
 type metrics struct {
 	requests *prometheus.CounterVec
 	errors   *prometheus.CounterVec

@@ -42,6 +42,8 @@ type Config struct {
 	Logger   *slog.Logger
 	// Registerer receives the server's metrics (nil: a private registry).
 	Registerer prometheus.Registerer
+	// Metrics, when set, are used instead of registering new ones.
+	Metrics *Metrics
 	// MaxInFlight bounds concurrent requests per connection (default 64).
 	MaxInFlight int
 	// RecordTTL is how long duplicate-request records are kept (default 10m).
@@ -122,11 +124,15 @@ func New(store *fsstore.Store, cfg Config) (*Server, error) {
 		s.exports = append(s.exports, &e)
 		s.byID[e.id] = &e
 	}
-	m, err := newMetrics(cfg.Registerer)
-	if err != nil {
-		return nil, err
+	if cfg.Metrics != nil {
+		s.m = cfg.Metrics
+	} else {
+		m, err := newMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		s.m = m
 	}
-	s.m = m
 	s.drc = newDRC(4096)
 	s.gonfs = newGonfsPool(s, 4)
 	s.wg.Add(1)
