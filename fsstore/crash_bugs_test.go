@@ -294,14 +294,12 @@ func expectNoStale(t *testing.T, s *Store, ino Ino, wantSize uint64, newByte byt
 	}
 }
 
-// An unacknowledged write that grows a file whose last block is partial, and
-// rewrites that block in place (zeroing the stale bytes past the old EOF in
-// its buffer): the transaction with the new size reaches the disk, the
-// in-place block write does not, because nothing orders it before the
-// commit (no data flush: no block was newly allocated). The grown range then
-// shows the bytes an acknowledged truncate removed. Random test: seed 36,
-// cut flush:10. Fix idea: flush before the commit (DataWritten) whenever a
-// write rewrites in place the block holding the old EOF and grows the file.
+// Regression (fixed in 30521f3): an unacknowledged write that grows a file
+// whose last block is partial rewrites that block in place (zeroing the stale
+// bytes past the old EOF in its buffer). The transaction with the new size
+// must not reach the disk without that block write, or the grown range shows
+// the bytes an acknowledged truncate removed. Found by the random test: seed
+// 36, cut flush:10 (HANFS_LONG_TEST=1 seeds 10, 22, 84 too).
 func TestCrashBugStaleBytesAfterInFlightGrowingWrite(t *testing.T) {
 	s, fd, disk, top := crashBugStore(t)
 	ino := setupStaleTail(t, s, top)
@@ -312,9 +310,10 @@ func TestCrashBugStaleBytesAfterInFlightGrowingWrite(t *testing.T) {
 	expectNoStale(t, reopenAfterCut(t, s, disk), ino, 250, 0xbb)
 }
 
-// The same for an unacknowledged truncate that grows the file: zeroPastEOF
-// writes the zeroed block in place, the commit that grows the size does not
-// wait for it. Fix idea: as above, order the zeroing before the commit.
+// Regression (fixed in 30521f3): the same for an unacknowledged truncate
+// that grows the file: zeroPastEOF writes the zeroed block in place, and the
+// commit that grows the size must come after it (HANFS_LONG_TEST=1 seeds 48,
+// 80).
 func TestCrashBugStaleBytesAfterInFlightGrowingTruncate(t *testing.T) {
 	s, fd, disk, top := crashBugStore(t)
 	ino := setupStaleTail(t, s, top)

@@ -195,17 +195,29 @@ func sameData(got, want []byte, fz *crashFuzz) string {
 				continue
 			}
 		}
-		i := lo
-		for got[i] == want[i] {
-			i++
+		first := func(v []byte) string {
+			i := lo
+			for i < hi && got[i] == v[i-lo] {
+				i++
+			}
+			if i == hi {
+				return "equal"
+			}
+			return fmt.Sprintf("byte %d is %#x, not %#x", i, got[i], v[i-lo])
 		}
-		what := "other bytes"
-		if bytes.Count(got[lo:hi], []byte{0}) == hi-lo {
-			what = "zeros"
-		} else if fz != nil {
-			what = "neither version"
+		if fz == nil || !fz.sectors[lo/ss] {
+			what := "other bytes"
+			if bytes.Count(got[lo:hi], []byte{0}) == hi-lo {
+				what = "zeros"
+			}
+			return fmt.Sprintf("sector at byte %d holds %s: %s", lo, what, first(want[lo:hi]))
 		}
-		return fmt.Sprintf("sector at byte %d holds %s: first difference at byte %d (got %#x, want %#x)", lo, what, i, got[i], want[i])
+		o := make([]byte, hi-lo)
+		if lo < len(fz.other) {
+			copy(o, fz.other[lo:min(hi, len(fz.other))])
+		}
+		return fmt.Sprintf("sector at byte %d (rewritten in place by the write in flight) holds neither version: against this one %s; against the other %s",
+			lo, first(want[lo:hi]), first(o))
 	}
 	return ""
 }
