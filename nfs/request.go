@@ -66,7 +66,7 @@ func (r *request) run() ([]byte, nfsstat) {
 	var st nfsstat
 	switch r.call.Proc {
 	case procNull:
-		st = nfsOK
+		return r.forward()
 	case procGetattr:
 		st = r.getattr()
 	case procSetattr:
@@ -97,8 +97,12 @@ func (r *request) run() ([]byte, nfsstat) {
 		st = r.readdir(true)
 	case procCommit:
 		st = r.commit()
-	case procFsstat, procFsinfo, procPathconf:
-		return r.forward()
+	case procFsstat:
+		st = r.fsstat()
+	case procFsinfo:
+		st = r.fsinfo()
+	case procPathconf:
+		st = r.pathconf()
 	}
 	if st == statGarbage {
 		r.s.m.rejects.WithLabelValues("garbage_args").Inc()

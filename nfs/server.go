@@ -5,10 +5,10 @@
 // one journal flush. It decodes AUTH_UNIX credentials and enforces them in
 // the store, checks exports, keeps a duplicate-request cache whose entries
 // are written in the same journal transaction as the request's effect, and
-// can close every client connection at once (demotion). Procedures whose
-// go-nfs implementation is adequate (NULL, FSSTAT, FSINFO, PATHCONF) are
-// forwarded to go-nfs servers behind the front; the rest are implemented here
-// over the store's inode API.
+// can close every client connection at once (demotion). NULL is forwarded to
+// go-nfs servers behind the front; the other procedures are implemented here
+// over the store's inode API (go-nfs's were found lacking: see
+// docs/architecture.md).
 package nfs
 
 import (
@@ -99,7 +99,11 @@ func New(store *fsstore.Store, cfg Config) (*Server, error) {
 		cfg.Exports = []Export{e}
 	}
 	sb := store.Superblock()
-	s := &Server{
+	var fsid uint64
+	for i := 0; i < 8; i++ {
+		fsid = fsid<<8 | uint64(sb.UUID[i]^sb.UUID[i+8])
+	}
+	s := &Server{fsid: fsid,
 		store: store, h: NewHandles(sb.UUID, sb.HandleKey), verf: cfg.Verifier,
 		byID: make(map[uint32]*Export), log: cfg.Logger, cfg: cfg,
 		conns: make(map[*conn]struct{}), listeners: make(map[net.Listener]struct{}),
