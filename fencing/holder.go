@@ -65,15 +65,20 @@ func (h *Holder) Deadline() time.Time {
 // right before every disk write.
 func (h *Holder) Gate() error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.lost != nil {
-		return h.lost
+		err := h.lost
+		h.mu.Unlock()
+		return err
 	}
-	if now := h.now(); !now.Before(h.deadline) {
-		h.lost = fmt.Errorf("%w: renewal deadline passed %v ago (epoch %d)", ErrLeaseExpired, now.Sub(h.deadline).Round(time.Millisecond), h.rec.Epoch)
-		return h.lost
+	now := h.now()
+	if now.Before(h.deadline) {
+		h.mu.Unlock()
+		return nil
 	}
-	return nil
+	err := fmt.Errorf("%w: renewal deadline passed %v ago (epoch %d)", ErrLeaseExpired, now.Sub(h.deadline).Round(time.Millisecond), h.rec.Epoch)
+	h.mu.Unlock()
+	h.lose(err) // tells onLost, once
+	return h.Err()
 }
 
 // Err returns why the lease is gone, or nil while it is held.
@@ -120,6 +125,11 @@ func (h *Holder) Renew() error {
 	}
 	next := mine
 	next.Counter = cur.Counter + 1
+	// The read may be old by now (a pause between it and the write): a
+	// renewal written after our deadline could overwrite a new owner's claim.
+	if err := h.checkExpiry(); err != nil {
+		return err
+	}
 	if err := h.area.WriteLease(next); err != nil {
 		h.checkExpiry()
 		return fmt.Errorf("renew: %w", err)

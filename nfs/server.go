@@ -48,6 +48,12 @@ type Config struct {
 	MaxInFlight int
 	// RecordTTL is how long duplicate-request records are kept (default 10m).
 	RecordTTL time.Duration
+	// Gate, when set, is checked before a request runs and again before its
+	// reply is sent; if it fails the request is dropped and the connection
+	// closed (the client retransmits to the new primary). A node passes its
+	// lease's write gate, so a node whose lease lapsed (say, it was paused)
+	// answers nothing, not even a read.
+	Gate func() error
 	// AfterCommit, when set, is called with the procedure's name after a
 	// non-idempotent request's effect is durable and before its reply is
 	// sent. Fault-injection tests use it to die at exactly that point.
@@ -179,6 +185,7 @@ func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		l.Close()
 		return errors.New("nfs server closed")
 	}
 	s.listeners[l] = struct{}{}
@@ -332,6 +339,20 @@ func (c *conn) send(reply []byte) {
 // handle answers one RPC record; nil means no reply.
 func (c *conn) handle(rec []byte) (reply []byte) {
 	s := c.s
+	if g := s.cfg.Gate; g != nil {
+		if err := g(); err != nil {
+			s.m.rejects.WithLabelValues("no_lease").Inc()
+			c.nc.Close()
+			return nil
+		}
+		defer func() {
+			if reply != nil && g() != nil {
+				s.m.rejects.WithLabelValues("no_lease").Inc()
+				reply = nil
+				c.nc.Close()
+			}
+		}()
+	}
 	call, err := rpcwire.ParseCall(rec)
 	defer func() {
 		if p := recover(); p != nil {

@@ -350,7 +350,7 @@ func (c *Client) connect() bool {
 			return false
 		default:
 		}
-		nc, err := net.DialTimeout("tcp", c.cfg.Addr, c.cfg.Timeout)
+		nc, err := c.dial()
 		if err == nil {
 			if tc, ok := nc.(*net.TCPConn); ok {
 				tc.SetNoDelay(true)
@@ -397,6 +397,21 @@ func (c *Client) connect() bool {
 		case <-time.After(c.cfg.RetryInterval):
 		}
 	}
+}
+
+// dial makes one connection attempt, bounded by the timeout and by Close.
+func (c *Client) dial() (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", c.cfg.Addr)
 }
 
 // checkOverdue drops the connection if a call sent on it waited longer than

@@ -160,8 +160,9 @@ type Machine struct {
 	fast       bool
 	checking   bool
 
-	epoch  uint64
-	reason string
+	epoch    uint64
+	maxEpoch uint64 // the highest epoch seen on the disk, in heartbeats or held
+	reason   string
 }
 
 // NewMachine returns a machine that starts as a backup at now.
@@ -223,6 +224,7 @@ func (m *Machine) Step(ev Event) []Action {
 			return nil
 		}
 		m.leaseOK = true
+		m.maxEpoch = max(m.maxEpoch, e.Rec.Epoch)
 		if m.w.Observe(e.Rec, e.Raw, e.Now) && m.probe == probeSilent {
 			// The lease moved: its holder is alive on the disk.
 			m.probe = probeIdle
@@ -230,6 +232,7 @@ func (m *Machine) Step(ev Event) []Action {
 		return nil
 	case HeartbeatHeard:
 		m.hbAny[e.From] = e.Now
+		m.maxEpoch = max(m.maxEpoch, e.Epoch)
 		// Only a heartbeat that says "primary" proves the primary alive: a
 		// primary that fenced itself (say, its disk stalled) keeps sending
 		// heartbeats as a backup.
@@ -368,7 +371,12 @@ func (m *Machine) tick(now time.Time) []Action {
 }
 
 func (m *Machine) startClaim(now time.Time, prev fencing.Lease, fast bool, why string) []Action {
-	m.claim = fencing.ClaimFor(prev, m.cfg.Node, m.cfg.Incarnation)
+	// Claim above every epoch seen, not just the record's: a stale write
+	// may have put an older epoch back, and no epoch may be used twice.
+	base := prev
+	base.Epoch = max(prev.Epoch, m.maxEpoch)
+	m.claim = fencing.ClaimFor(base, m.cfg.Node, m.cfg.Incarnation)
+	m.maxEpoch = m.claim.Epoch
 	m.claimStart, m.fast, m.prevOwner = now, fast, prev.Owner
 	m.probe = probeIdle
 	acts := m.become(fencing.RoleCandidate, why, nil)

@@ -68,6 +68,7 @@ type Node struct {
 	nfsm *nfs.Metrics
 
 	events chan Event
+	lost   chan Event // lease losses: handled before anything else
 
 	mu        sync.Mutex
 	holder    *fencing.Holder
@@ -116,7 +117,7 @@ func New(o Options) (*Node, error) {
 	}
 	var b [8]byte
 	rand.Read(b[:])
-	n := &Node{o: o, log: o.Logger.With("node", o.Node), inc: binary.LittleEndian.Uint64(b[:]) | 1, events: make(chan Event, 64)}
+	n := &Node{o: o, log: o.Logger.With("node", o.Node), inc: binary.LittleEndian.Uint64(b[:]) | 1, events: make(chan Event, 64), lost: make(chan Event, 4)}
 	var err error
 	if n.area, err = fencing.NewArea(o.Disk, o.Layout, o.Timing.IOTimeout); err != nil {
 		return nil, err
@@ -144,7 +145,7 @@ func (n *Node) checkNotAlive() error {
 		return fmt.Errorf("read presence record: %w", err)
 	}
 	if !ok {
-		return nil
+		return n.claimPresence()
 	}
 	n.presCount = p0.Counter
 	time.Sleep(3*n.o.Timing.RenewInterval + n.o.Timing.IOTimeout)
@@ -157,6 +158,26 @@ func (n *Node) checkNotAlive() error {
 			ErrNodeAlive, n.o.Node, p1.Incarnation, p1.StatusURL, p1.Counter-p0.Counter, 3*n.o.Timing.RenewInterval+n.o.Timing.IOTimeout)
 	}
 	n.presCount = p1.Counter
+	return n.claimPresence()
+}
+
+// claimPresence writes this process's presence record and reads it back a
+// little later: of two processes started at once with the same new id, the
+// one whose record was overwritten gives up.
+func (n *Node) claimPresence() error {
+	n.presCount++
+	if err := n.area.WritePresence(fencing.Presence{Node: n.o.Node, Incarnation: n.inc, Counter: n.presCount,
+		WallTime: time.Now().UnixNano(), Role: fencing.RoleBackup, StatusURL: n.o.StatusURL, Service: n.o.Service}); err != nil {
+		return fmt.Errorf("write presence record: %w", err)
+	}
+	time.Sleep(2*n.o.Timing.RenewInterval + n.o.Timing.IOTimeout)
+	p, _, err := n.area.ReadPresence(n.o.Node)
+	if err != nil {
+		return fmt.Errorf("read presence record: %w", err)
+	}
+	if p.Incarnation != n.inc {
+		return fmt.Errorf("%w: another process (incarnation %x, status %s) started as node %d at the same time", ErrNodeAlive, p.Incarnation, p.StatusURL, n.o.Node)
+	}
 	return nil
 }
 
@@ -222,6 +243,12 @@ func (n *Node) Run(ctx context.Context) error {
 		default:
 		}
 	})
+	if n.o.VIP != nil {
+		// A killed primary may have left the address on its interface.
+		if err := n.o.VIP.Remove(); err != nil {
+			n.log.Warn("remove a stale virtual address", "err", err)
+		}
+	}
 	now := time.Now()
 	n.m = NewMachine(Config{Node: n.o.Node, Incarnation: n.inc, Timing: n.o.Timing,
 		HeartbeatTimeout: n.o.HeartbeatTimeout, ProbeTimeout: n.o.ProbeTimeout}, now)
@@ -235,10 +262,19 @@ func (n *Node) Run(ctx context.Context) error {
 		peers = append(peers, p)
 	}
 	for {
+		// A lost lease comes first, whatever else is queued.
+		select {
+		case ev := <-n.lost:
+			n.do(n.m.Step(ev))
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			n.shutdown()
 			return nil
+		case ev := <-n.lost:
+			n.do(n.m.Step(ev))
 		case ev := <-n.events:
 			n.do(n.m.Step(ev))
 		case <-poll.C:
@@ -263,6 +299,10 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			if now.Sub(lastHB) >= n.o.HeartbeatInterval {
 				role, _ := n.m.Role()
+				if role == fencing.RolePrimary && n.gate() != nil {
+					// A primary whose lease lapsed must not look alive.
+					role = fencing.RoleFenced
+				}
 				bc.Send(heartbeat.Message{Node: n.o.Node, Incarnation: n.inc, Epoch: n.m.Epoch(), Role: uint8(role)})
 				lastHB = now
 			}
@@ -279,6 +319,17 @@ func (n *Node) Run(ctx context.Context) error {
 			n.updateStatus(now)
 		}
 	}
+}
+
+// gate is the current holder's write gate (an error when not holding).
+func (n *Node) gate() error {
+	n.mu.Lock()
+	h := n.holder
+	n.mu.Unlock()
+	if h == nil {
+		return errors.New("no lease held")
+	}
+	return h.Gate()
 }
 
 func (n *Node) writePresence(now time.Time) {
@@ -360,9 +411,8 @@ func (n *Node) startServing(a StartServing) error {
 	h := fencing.NewHolder(n.area, n.o.Timing, a.Claim, a.ClaimStart, nil, func(err error) {
 		n.log.Error("lease lost: stopping all writes", "err", err)
 		select {
-		case n.events <- LeaseLost{Now: time.Now(), Err: err}:
+		case n.lost <- LeaseLost{Now: time.Now(), Err: err}:
 		default:
-			go func() { n.events <- LeaseLost{Now: time.Now(), Err: err} }()
 		}
 	})
 	// The claim's write started the lease; the settle delay used part of
@@ -400,7 +450,7 @@ func (n *Node) startServing(a StartServing) error {
 	var verf [8]byte
 	binary.BigEndian.PutUint64(verf[:], ep)
 	srv, err := nfs.New(st, nfs.Config{Exports: n.o.Exports, Verifier: verf, Logger: n.log,
-		Metrics: n.nfsm, AfterCommit: n.o.AfterCommit})
+		Metrics: n.nfsm, AfterCommit: n.o.AfterCommit, Gate: h.Gate})
 	if err != nil {
 		st.Kill(err)
 		return err
