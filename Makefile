@@ -13,7 +13,7 @@ LISTEN    ?= 127.0.0.1:2049
 METRICS   ?= 127.0.0.1:9049
 
 # command:package pairs that the tests run; installed with apt-get when missing.
-TEST_TOOLS := git:git tar:tar diff:diffutils cp:coreutils
+TEST_TOOLS := git:git tar:tar diff:diffutils cp:coreutils nfs-ls:libnfs-utils vagrant:vagrant ip:iproute2 nsenter:util-linux
 
 .PHONY: all help build test deps lint bench run run-single mount-local fuzz clean
 
