@@ -230,7 +230,12 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	}
 	mu := s.ilock(ino)
 	mu.Lock()
-	defer mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			mu.Unlock()
+		}
+	}()
 	var in *inode
 	var segs []seg
 	fb0, fb1 := uint64(off)/bs, (end+bs-1)/bs
@@ -386,6 +391,10 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 		unreserve()
 		return Attr{}, err
 	}
+	// Wait for durability without the inode lock, so that concurrent writes
+	// to one file share the flush (group commit).
+	mu.Unlock()
+	locked = false
 	return a, c.Wait()
 }
 
