@@ -204,17 +204,27 @@ func (s *Store) Read(c *Cred, ino Ino, p []byte, off int64) (n int, eof bool, er
 	}
 	n = int(min(uint64(len(p)), size-uint64(off)))
 	fb0 := uint64(off) / bs
-	buf := shareddisk.AlignedBuf(int((segs[len(segs)-1].fb + segs[len(segs)-1].n - fb0) * bs))
+	span := int((segs[len(segs)-1].fb + segs[len(segs)-1].n - fb0) * bs)
+	// An aligned request with room for whole blocks is read in place.
+	direct := uint64(off)%bs == 0 && shareddisk.IsAligned(p) && len(p) >= span
+	buf := p
+	if !direct {
+		buf = s.getBuf(span)
+		defer s.putBuf(buf)
+	}
 	for _, sg := range segs {
+		at := (sg.fb - fb0) * bs
 		if sg.disk == 0 {
+			clear(buf[at : at+sg.n*bs])
 			continue
 		}
-		at := (sg.fb - fb0) * bs
 		if err := s.m.ReadData(buf[at:at+sg.n*bs], int64(sg.disk*bs)); err != nil {
 			return 0, false, fmt.Errorf("read inode %d: %w", ino, err)
 		}
 	}
-	copy(p[:n], buf[uint64(off)-fb0*bs:])
+	if !direct {
+		copy(p[:n], buf[uint64(off)-fb0*bs:])
+	}
 	return n, uint64(off)+uint64(n) >= size, nil
 }
 
@@ -283,8 +293,17 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 			fb, left, hint = fb+r.N, left-r.N, r.Start+r.N
 		}
 	}
-	// Assemble whole blocks: partial head and tail blocks keep their old bytes.
-	buf := shareddisk.AlignedBuf(int((fb1 - fb0) * bs))
+	// Assemble whole blocks: partial head and tail blocks keep their old
+	// bytes. A block-aligned request in aligned memory goes to the disk as
+	// it is; others go through a pooled aligned buffer.
+	aligned := uint64(off)%bs == 0 && end%bs == 0 && shareddisk.IsAligned(p)
+	buf := p
+	if !aligned {
+		buf = s.getBuf(int((fb1 - fb0) * bs))
+		defer s.putBuf(buf)
+		clear(buf[:uint64(off)-fb0*bs])
+		clear(buf[end-fb0*bs:])
+	}
 	isNew := func(fb uint64) bool {
 		for _, r := range reserved {
 			if fb >= r.fb && fb < r.fb+r.n {
@@ -320,9 +339,11 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	if old := in.size; end > old && old%bs != 0 {
 		lb := old / bs
 		if lb >= fb0 && lb < fb1 {
-			at := (lb-fb0)*bs + old%bs
-			clear(buf[at : (lb-fb0+1)*bs])
-			zeroed = true
+			if !aligned { // an aligned write covers the whole block
+				at := (lb-fb0)*bs + old%bs
+				clear(buf[at : (lb-fb0+1)*bs])
+				zeroed = true
+			}
 		} else if lb < fb0 {
 			var err error
 			if zeroed, err = s.zeroPastEOF(ino, old); err != nil {
@@ -331,7 +352,9 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 			}
 		}
 	}
-	copy(buf[uint64(off)-fb0*bs:], p)
+	if !aligned {
+		copy(buf[uint64(off)-fb0*bs:], p)
+	}
 	for _, pc := range pieces {
 		at := (pc.fb - fb0) * bs
 		if err := s.m.WriteData(buf[at:at+pc.n*bs], int64(pc.disk*bs)); err != nil {
@@ -570,4 +593,28 @@ func (s *Store) StatFS() StatFS {
 	})
 	st.FreeFiles = st.FreeBlocks
 	return st
+}
+
+// poolBufSize is the size of pooled I/O buffers: a 1 MiB request that
+// straddles blocks, with a spare block at each end.
+const poolBufSize = 1<<20 + 2*bs
+
+// getBuf returns an aligned buffer of n bytes with undefined contents.
+func (s *Store) getBuf(n int) []byte {
+	if n > poolBufSize {
+		return shareddisk.AlignedBuf(n)
+	}
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return (*b)[:n]
+	}
+	return shareddisk.AlignedBuf(poolBufSize)[:n]
+}
+
+// putBuf returns a buffer from getBuf to the pool.
+func (s *Store) putBuf(b []byte) {
+	if cap(b) != poolBufSize {
+		return
+	}
+	b = b[:poolBufSize]
+	s.bufs.Put(&b)
 }

@@ -52,6 +52,8 @@ type Store struct {
 
 	pmu  sync.Mutex
 	pins map[Ino]int
+
+	bufs sync.Pool // aligned I/O buffers of poolBufSize bytes
 }
 
 // fsinfo is the file-system info block (home block Layout.FSInfo).

@@ -177,3 +177,33 @@ func TestSyncIdle(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestReformatIgnoresOldJournal formats a disk again over a file system whose
+// journal still holds transactions: none of them may be replayed into the
+// new one.
+func TestReformatIgnoresOldJournal(t *testing.T) {
+	d := shareddisk.NewMem(128 << 20)
+	var free []uint64
+	for i := 0; i < 3; i++ {
+		if _, err := Format(d, FormatOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(d, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		free = append(free, s.StatFS().FreeBlocks)
+		f, err := s.Create(nil, RootIno, "big", 0o644, CreateGuarded, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write(nil, f.Ino, make([]byte, 8<<20), 0); err != nil {
+			t.Fatal(err)
+		}
+		s.Kill(errors.New("crash with the journal full of transactions"))
+	}
+	if free[0] != free[1] || free[1] != free[2] {
+		t.Fatalf("free blocks after each format: %v (an old journal was replayed)", free)
+	}
+	fsckOK(t, d)
+}

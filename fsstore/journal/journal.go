@@ -36,6 +36,7 @@
 package journal
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -98,7 +99,15 @@ func Format(d shareddisk.Disk, start, blocks uint64) error {
 	if blocks < MinBlocks {
 		return fmt.Errorf("%s: journal of %d blocks is smaller than the minimum %d", d.Name(), blocks, MinBlocks)
 	}
-	l := &Log{d: d, start: start, n: blocks - 1, tailTx: 1, hdrBuf: shareddisk.AlignedBuf(block.Size)}
+	// Start the txids at a random point: the log may still hold valid
+	// transactions of a file system formatted earlier on the same disk, and
+	// replay must never take them for this one's.
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return fmt.Errorf("%s: journal: random start: %w", d.Name(), err)
+	}
+	first := binary.LittleEndian.Uint64(r[:])>>2 | 1<<32
+	l := &Log{d: d, start: start, n: blocks - 1, tailTx: first, hdrBuf: shareddisk.AlignedBuf(block.Size)}
 	if err := l.writeHeader(); err != nil {
 		return err
 	}
