@@ -1,7 +1,6 @@
 package fencing
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -18,7 +17,7 @@ type Area struct {
 }
 
 // ErrIOTimeout reports a lease-area I/O that exceeded the I/O timeout.
-var ErrIOTimeout = errors.New("disk I/O exceeded io-timeout")
+var ErrIOTimeout = shareddisk.ErrIOTimeout
 
 // NewArea returns the lease area of disk d with layout lay.
 func NewArea(d shareddisk.Disk, lay shareddisk.Layout, ioTimeout time.Duration) (*Area, error) {
@@ -35,36 +34,12 @@ func checkNode(node int) error {
 	return nil
 }
 
-// io runs one block I/O with the timeout.
+// io runs one block I/O bounded by the I/O timeout.
 func (a *Area) io(write bool, blk uint64, buf []byte) error {
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		if write {
-			_, err = a.d.WriteAt(buf, int64(blk)*shareddisk.BlockSize)
-			if err == nil {
-				err = a.d.Flush()
-			}
-		} else {
-			_, err = a.d.ReadAt(buf, int64(blk)*shareddisk.BlockSize)
-		}
-		done <- err
-	}()
-	t := time.NewTimer(a.timeout)
-	defer t.Stop()
-	op := "read"
-	if write {
-		op = "write"
+	if err := shareddisk.TimedIO(a.d, write, blk, buf, a.timeout); err != nil {
+		return fmt.Errorf("lease area: %w", err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("%s: lease area: %s block %d: %w", a.d.Name(), op, blk, err)
-		}
-		return nil
-	case <-t.C:
-		return fmt.Errorf("%s: lease area: %s block %d: %w (%v)", a.d.Name(), op, blk, ErrIOTimeout, a.timeout)
-	}
+	return nil
 }
 
 // ReadLease reads the lease record; raw is its encoded form, for change

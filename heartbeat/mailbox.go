@@ -129,29 +129,10 @@ func (m *Mailbox) block(node int) uint64 {
 
 // io runs one block I/O bounded by the I/O timeout.
 func (m *Mailbox) io(write bool, blk uint64, buf []byte) error {
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		if write {
-			if _, err = m.d.WriteAt(buf, int64(blk)*shareddisk.BlockSize); err == nil {
-				err = m.d.Flush()
-			}
-		} else {
-			_, err = m.d.ReadAt(buf, int64(blk)*shareddisk.BlockSize)
-		}
-		done <- err
-	}()
-	t := time.NewTimer(m.timeout)
-	defer t.Stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("%s: mailbox block %d: %w", m.d.Name(), blk, err)
-		}
-		return nil
-	case <-t.C:
-		return fmt.Errorf("%s: mailbox block %d: I/O exceeded io-timeout %v", m.d.Name(), blk, m.timeout)
+	if err := shareddisk.TimedIO(m.d, write, blk, buf, m.timeout); err != nil {
+		return fmt.Errorf("mailbox: %w", err)
 	}
+	return nil
 }
 
 // Read reads node's slot.

@@ -316,35 +316,28 @@ type sattr struct {
 
 const maxHandle = 64
 
+// optUint32 decodes an XDR optional uint32 (a bool, then the value if true).
+func optUint32(d *rpcwire.Decoder) (*uint32, error) {
+	ok, err := d.Bool()
+	if err != nil || !ok {
+		return nil, err
+	}
+	v, err := d.Uint32()
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
 // readSattr decodes sattr3.
 func readSattr(d *rpcwire.Decoder) (sattr, error) {
 	var sa sattr
-	if ok, err := d.Bool(); err != nil {
-		return sa, err
-	} else if ok {
-		v, err := d.Uint32()
-		if err != nil {
+	var err error
+	for _, f := range []**uint32{&sa.set.Mode, &sa.set.UID, &sa.set.GID} {
+		if *f, err = optUint32(d); err != nil {
 			return sa, err
 		}
-		sa.set.Mode, sa.any = &v, true
-	}
-	if ok, err := d.Bool(); err != nil {
-		return sa, err
-	} else if ok {
-		v, err := d.Uint32()
-		if err != nil {
-			return sa, err
-		}
-		sa.set.UID, sa.any = &v, true
-	}
-	if ok, err := d.Bool(); err != nil {
-		return sa, err
-	} else if ok {
-		v, err := d.Uint32()
-		if err != nil {
-			return sa, err
-		}
-		sa.set.GID, sa.any = &v, true
+		sa.any = sa.any || *f != nil
 	}
 	if ok, err := d.Bool(); err != nil {
 		return sa, err
