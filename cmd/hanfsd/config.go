@@ -38,6 +38,8 @@ type serveConfig struct {
 	fuseMount string
 	// vip and vipDev: a virtual service address and its interface.
 	vip, vipDev string
+	// fenceCmd and watchdog: optional hard fencing.
+	fenceCmd, watchdog string
 
 	node         int
 	heartbeat    string

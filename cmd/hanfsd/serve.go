@@ -105,6 +105,8 @@ backup waits before taking over; see docs/failover.md.`,
 	fl.BoolVar(&c.debug, "debug", false, "log debug messages")
 	fl.StringVar(&c.vip, "vip", "", "a virtual service address ADDR/BITS that the primary adds to --vip-dev (and announces with gratuitous ARP); set --listen to ADDR:PORT")
 	fl.StringVar(&c.vipDev, "vip-dev", "", "the network interface for --vip")
+	fl.StringVar(&c.fenceCmd, "fence-command", "", "hard fencing: a shell command run when this node loses the lease while serving (env HANFS_NODE, HANFS_EPOCH, HANFS_REASON), e.g. to power itself off")
+	fl.StringVar(&c.watchdog, "watchdog", "", "hard fencing: a watchdog device (e.g. /dev/watchdog) fed while this node serves with a valid lease; left unfed (so the machine resets) when the lease is lost")
 	fl.StringVar(&c.fuseMount, "fuse-mount", "", "while this node is primary, also mount the live store on this directory through FUSE (unmounted when it stops being primary)")
 	fl.StringVar(&c.exitAfter, "test-exit-after-commit", "", "fault injection for tests: exit at once (status 137, like kill -9) after the first durable request of this NFS procedure (e.g. CREATE), before replying")
 	fl.StringVar(&c.writeLog, "test-write-log", "", "for tests: append every file-system write (node, epoch, monotonic start and end) to this file")
@@ -194,7 +196,7 @@ func runServe(e *env, c *serveConfig) error {
 		}
 		statusURL = "http://" + ml.Addr().String()
 	}
-	opts := cluster.Options{Node: c.node, Disk: d, StoreDisk: f, Layout: sb.Layout, Service: c.listen, Heartbeat: c.heartbeat,
+	opts := cluster.Options{FenceCommand: c.fenceCmd, Watchdog: c.watchdog, Node: c.node, Disk: d, StoreDisk: f, Layout: sb.Layout, Service: c.listen, Heartbeat: c.heartbeat,
 		Peers: peers, StatusURL: statusURL, Exports: exports, Timing: c.timing, HeartbeatInterval: c.hbInterval,
 		HeartbeatTimeout: c.hbTimeout, ProbeTimeout: c.probeTimeout, Logger: log, Registerer: reg}
 	if c.exitAfter != "" {

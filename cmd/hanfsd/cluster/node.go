@@ -51,6 +51,11 @@ type Options struct {
 	AfterCommit func(proc string)
 	// VIP, when set, is added to an interface while this node serves.
 	VIP *VIP
+	// FenceCommand runs (sh -c) when the node stops serving because it lost
+	// the lease; Watchdog is a watchdog device fed while it serves. Both are
+	// optional hard fencing.
+	FenceCommand string
+	Watchdog     string
 	// OnServing is called when the node starts or stops serving (FUSE mount).
 	OnServing func(store *fsstore.Store, serving bool)
 }
@@ -69,6 +74,7 @@ type Node struct {
 
 	events chan Event
 	lost   chan Event // lease losses: handled before anything else
+	hard   *hardFence
 
 	mu        sync.Mutex
 	holder    *fencing.Holder
@@ -117,7 +123,7 @@ func New(o Options) (*Node, error) {
 	}
 	var b [8]byte
 	rand.Read(b[:])
-	n := &Node{o: o, log: o.Logger.With("node", o.Node), inc: binary.LittleEndian.Uint64(b[:]) | 1, events: make(chan Event, 64), lost: make(chan Event, 4)}
+	n := &Node{o: o, log: o.Logger.With("node", o.Node), hard: &hardFence{log: o.Logger.With("node", o.Node), node: o.Node, command: o.FenceCommand, watchdog: o.Watchdog}, inc: binary.LittleEndian.Uint64(b[:]) | 1, events: make(chan Event, 64), lost: make(chan Event, 4)}
 	var err error
 	if n.area, err = fencing.NewArea(o.Disk, o.Layout, o.Timing.IOTimeout); err != nil {
 		return nil, err
@@ -424,6 +430,9 @@ func (n *Node) startServing(a StartServing) error {
 	n.holder, n.holderEnd = h, end
 	n.mu.Unlock()
 	go h.Run(end)
+	if err := n.hard.arm(h.Gate, n.o.Timing.RenewInterval); err != nil {
+		return err
+	}
 	if a.Previous != 0 && a.Previous != n.o.Node {
 		if err := n.mbox.Fence(a.Previous, a.Claim.Epoch); err != nil {
 			n.log.Warn("write fence message", "to", a.Previous, "err", err)
@@ -433,11 +442,15 @@ func (n *Node) startServing(a StartServing) error {
 	if base == nil {
 		base = n.o.Disk
 	}
-	var d shareddisk.Disk = &gatedDisk{Disk: base, gate: h.Gate}
+	gate := h.Gate
+	if faultNoFence {
+		gate = func() error { return nil }
+	}
+	var d shareddisk.Disk = &gatedDisk{Disk: base, gate: gate}
 	if n.o.WrapStoreDisk != nil {
 		d = n.o.WrapStoreDisk(d, h.Epoch)
 	}
-	st, err := fsstore.Open(d, fsstore.Options{Logger: n.log, WriteGate: h.Gate})
+	st, err := fsstore.Open(d, fsstore.Options{Logger: n.log, WriteGate: gate})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -450,7 +463,7 @@ func (n *Node) startServing(a StartServing) error {
 	var verf [8]byte
 	binary.BigEndian.PutUint64(verf[:], ep)
 	srv, err := nfs.New(st, nfs.Config{Exports: n.o.Exports, Verifier: verf, Logger: n.log,
-		Metrics: n.nfsm, AfterCommit: n.o.AfterCommit, Gate: h.Gate})
+		Metrics: n.nfsm, AfterCommit: n.o.AfterCommit, Gate: gate})
 	if err != nil {
 		st.Kill(err)
 		return err
@@ -516,6 +529,11 @@ func (n *Node) stopServing(reason string, clean bool, handoffTo int) {
 	}
 	if end != nil {
 		close(end)
+	}
+	lostLease := h != nil && h.Err() != nil && !clean
+	n.hard.release(clean || h == nil || h.Err() == nil)
+	if lostLease {
+		n.hard.fenced(h.Epoch(), reason)
 	}
 	if clean && h != nil && h.Err() == nil {
 		if err := h.Release(handoffTo); err != nil {
