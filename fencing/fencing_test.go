@@ -88,6 +88,11 @@ func TestTimingDefaultsValid(t *testing.T) {
 	if lastWriteLands >= earliestClaim {
 		t.Fatalf("unsafe defaults: the holder's last write may land at %v, a claim may come at %v", lastWriteLands, earliestClaim)
 	}
+	// The holder's last lease write (a renewal) must land before any claim.
+	lastLeaseWriteLands := time.Duration(float64(tm.RenewWindow())*(1+tm.Drift)) + tm.IOTimeout
+	if lastLeaseWriteLands >= earliestClaim {
+		t.Fatalf("unsafe defaults: a renewal may land at %v, a claim may come at %v", lastLeaseWriteLands, earliestClaim)
+	}
 	bad := tm
 	bad.LeasePeriod = 300 * time.Millisecond
 	if bad.Validate() == nil {

@@ -24,7 +24,8 @@ type Holder struct {
 
 	mu       sync.Mutex
 	rec      Lease
-	deadline time.Time
+	deadline time.Time // file-system writes must start before it
+	lastOK   time.Time // start of the last successful lease write
 	lost     error
 	// onLost is called once, from the renewing goroutine, when the lease is
 	// lost or expires.
@@ -37,7 +38,7 @@ func NewHolder(area *Area, t Timing, rec Lease, claimStart time.Time, now func()
 	if now == nil {
 		now = time.Now
 	}
-	return &Holder{area: area, t: t, now: now, rec: rec, deadline: claimStart.Add(t.Validity()), onLost: onLost}
+	return &Holder{area: area, t: t, now: now, rec: rec, deadline: claimStart.Add(t.Validity()), lastOK: claimStart, onLost: onLost}
 }
 
 // Epoch returns the epoch of the held lease.
@@ -76,7 +77,11 @@ func (h *Holder) Gate() error {
 		return nil
 	}
 	err := fmt.Errorf("%w: renewal deadline passed %v ago (epoch %d)", ErrLeaseExpired, now.Sub(h.deadline).Round(time.Millisecond), h.rec.Epoch)
+	renewable := now.Before(h.lastOK.Add(h.t.RenewWindow()))
 	h.mu.Unlock()
+	if renewable {
+		return err // a renewal in time can still reopen the gate
+	}
 	h.lose(err) // tells onLost, once
 	return h.Err()
 }
@@ -125,9 +130,34 @@ func (h *Holder) Renew() error {
 	}
 	next := mine
 	next.Counter = cur.Counter + 1
-	// The read may be old by now (a pause between it and the write): a
-	// renewal written after our deadline could overwrite a new owner's claim.
-	if err := h.checkExpiry(); err != nil {
+	return h.write(next, start)
+}
+
+// RenewAfterConfirm is the first renewal after a confirmed claim: the
+// confirming read just showed the record is ours, so it writes at once.
+// The claim's settle delay used most of the validity; this write gives the
+// new holder a full lease before it starts writing the file system.
+func (h *Holder) RenewAfterConfirm() error {
+	if err := h.Err(); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	next := h.rec
+	h.mu.Unlock()
+	next.Counter++
+	return h.write(next, h.now())
+}
+
+// write writes the lease record next, started at start. A lease write is
+// only allowed within the renew window of the last successful one: a write
+// read long ago (a pause) could otherwise overwrite a new owner's claim.
+func (h *Holder) write(next Lease, start time.Time) error {
+	h.mu.Lock()
+	window := h.lastOK.Add(h.t.RenewWindow())
+	h.mu.Unlock()
+	if !h.now().Before(window) {
+		err := fmt.Errorf("%w: no successful renewal within the renew window %v", ErrLeaseExpired, h.t.RenewWindow())
+		h.lose(err)
 		return err
 	}
 	if err := h.area.WriteLease(next); err != nil {
@@ -137,23 +167,23 @@ func (h *Holder) Renew() error {
 	h.mu.Lock()
 	if h.lost == nil {
 		h.rec = next
+		h.lastOK = start
 		if d := start.Add(h.t.Validity()); d.After(h.deadline) {
 			h.deadline = d
 		}
 	}
 	h.mu.Unlock()
-	return h.checkExpiry()
+	return h.Err()
 }
 
-// checkExpiry loses the lease if the deadline passed.
+// checkExpiry loses the lease once no renewal can be written any more (the
+// renew window of the last successful lease write has passed).
 func (h *Holder) checkExpiry() error {
 	h.mu.Lock()
-	expired := h.lost == nil && !h.now().Before(h.deadline)
-	dl := h.deadline
+	expired := h.lost == nil && !h.now().Before(h.lastOK.Add(h.t.RenewWindow()))
 	h.mu.Unlock()
 	if expired {
-		err := fmt.Errorf("%w: no successful renewal since %v before the deadline", ErrLeaseExpired, h.t.Validity())
-		_ = dl
+		err := fmt.Errorf("%w: no successful renewal within the renew window %v", ErrLeaseExpired, h.t.RenewWindow())
 		h.lose(err)
 		return err
 	}

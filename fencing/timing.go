@@ -60,6 +60,15 @@ func (t Timing) SettleDelay() time.Duration {
 	return t.RenewInterval + 3*t.IOTimeout
 }
 
+// RenewWindow is how long after starting a lease write (a claim or a
+// renewal) the holder may still start the next lease write, by its own clock:
+// no other node can claim before a watcher has seen the record unchanged for
+// the takeover wait (stretched by drift on both clocks), and the write must
+// land before that.
+func (t Timing) RenewWindow() time.Duration {
+	return time.Duration(float64(t.TakeoverWait())/((1+t.Drift)*(1+t.Drift))) - t.IOTimeout
+}
+
 // Validate checks that the constants make the lease safe and live.
 func (t Timing) Validate() error {
 	switch {
@@ -70,6 +79,9 @@ func (t Timing) Validate() error {
 	case t.Validity() <= 2*t.RenewInterval:
 		return fmt.Errorf("lease timing: the lease period %v leaves a validity of %v after drift and io-timeout; it must exceed two renew intervals (%v) so that one failed renewal does not fence the holder",
 			t.LeasePeriod, t.Validity(), 2*t.RenewInterval)
+	case t.SettleDelay()+t.IOTimeout+t.PollInterval >= t.RenewWindow():
+		return fmt.Errorf("lease timing: a claim's settle delay %v plus its confirming read (io-timeout %v) and a poll interval must end before the renew window %v: raise the lease period",
+			t.SettleDelay(), t.IOTimeout, t.RenewWindow())
 	case t.PollInterval > t.LeasePeriod/4:
 		return fmt.Errorf("lease timing: poll interval %v must be at most a quarter of the lease period %v", t.PollInterval, t.LeasePeriod)
 	}

@@ -211,7 +211,7 @@ func acquireLocalLease(log *slog.Logger, d shareddisk.Disk, node int, t fencing.
 	})
 	// The claim's write started the lease; the settle delay used part of
 	// it. Renew at once, so writing starts with a full lease.
-	if err := h.Renew(); err != nil {
+	if err := h.RenewAfterConfirm(); err != nil {
 		return nil, nil, fmt.Errorf("first renewal of the disk lease: %w", err)
 	}
 	stop := make(chan struct{})

@@ -73,7 +73,7 @@ func runStatus(e *env, path string, asJSON bool) error {
 			before[n] = p
 		}
 	}
-	time.Sleep(3 * t.RenewInterval)
+	time.Sleep(3*t.RenewInterval + 300*time.Millisecond) // presence records are written every 250 ms
 	lease2, _, _ := area.ReadLease()
 	var nodes []nodeReport
 	cl := &http.Client{Timeout: 500 * time.Millisecond}

@@ -343,6 +343,15 @@ func (m *Machine) tick(now time.Time) []Action {
 		return nil
 	}
 	owner := rec.Owner
+	if owner == m.cfg.Node && rec.Incarnation == m.cfg.Incarnation {
+		// Our own record, left by a takeover that failed or a demotion: this
+		// process is not writing, and no other node holds the lease (it
+		// would have changed the record). Claim again after a short pause.
+		if m.w.UnchangedFor(now) >= m.cfg.Timing.SettleDelay() {
+			return m.startClaim(now, rec, false, "the lease record is this process's own, from a start that failed")
+		}
+		return nil
+	}
 	if now.Sub(m.lastHeard(owner)) <= m.cfg.HeartbeatTimeout {
 		m.probe = probeIdle
 		return nil

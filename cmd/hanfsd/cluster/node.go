@@ -87,6 +87,10 @@ type Node struct {
 	presCount uint64
 }
 
+// presenceInterval is how often a node writes its presence record (with a
+// flush: kept rare, as it costs the primary's disk a little).
+const presenceInterval = 250 * time.Millisecond
+
 // ErrNodeAlive is returned when another process runs with the same node id.
 var ErrNodeAlive = errors.New("a node with this id is already running on the disk")
 
@@ -154,14 +158,14 @@ func (n *Node) checkNotAlive() error {
 		return n.claimPresence()
 	}
 	n.presCount = p0.Counter
-	time.Sleep(3*n.o.Timing.RenewInterval + n.o.Timing.IOTimeout)
+	time.Sleep(3*presenceInterval + n.o.Timing.IOTimeout)
 	p1, _, err := n.area.ReadPresence(n.o.Node)
 	if err != nil {
 		return fmt.Errorf("read presence record: %w", err)
 	}
 	if p1.Counter != p0.Counter {
 		return fmt.Errorf("%w: node %d (incarnation %x, status %s) wrote its presence record %d times in the last %v; stop it first or pick another --node",
-			ErrNodeAlive, n.o.Node, p1.Incarnation, p1.StatusURL, p1.Counter-p0.Counter, 3*n.o.Timing.RenewInterval+n.o.Timing.IOTimeout)
+			ErrNodeAlive, n.o.Node, p1.Incarnation, p1.StatusURL, p1.Counter-p0.Counter, 3*presenceInterval+n.o.Timing.IOTimeout)
 	}
 	n.presCount = p1.Counter
 	return n.claimPresence()
@@ -176,7 +180,7 @@ func (n *Node) claimPresence() error {
 		WallTime: time.Now().UnixNano(), Role: fencing.RoleBackup, StatusURL: n.o.StatusURL, Service: n.o.Service}); err != nil {
 		return fmt.Errorf("write presence record: %w", err)
 	}
-	time.Sleep(2*n.o.Timing.RenewInterval + n.o.Timing.IOTimeout)
+	time.Sleep(2*presenceInterval + n.o.Timing.IOTimeout)
 	p, _, err := n.area.ReadPresence(n.o.Node)
 	if err != nil {
 		return fmt.Errorf("read presence record: %w", err)
@@ -312,7 +316,7 @@ func (n *Node) Run(ctx context.Context) error {
 				bc.Send(heartbeat.Message{Node: n.o.Node, Incarnation: n.inc, Epoch: n.m.Epoch(), Role: uint8(role)})
 				lastHB = now
 			}
-			if now.Sub(lastPres) >= n.o.Timing.RenewInterval {
+			if now.Sub(lastPres) >= presenceInterval {
 				n.writePresence(now)
 				lastPres = now
 			}
@@ -423,7 +427,7 @@ func (n *Node) startServing(a StartServing) error {
 	})
 	// The claim's write started the lease; the settle delay used part of
 	// it. Renew at once, so that serving starts with a full lease.
-	if err := h.Renew(); err != nil {
+	if err := h.RenewAfterConfirm(); err != nil {
 		return fmt.Errorf("first renewal after the claim: %w", err)
 	}
 	n.mu.Lock()
