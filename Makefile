@@ -15,7 +15,7 @@ METRICS   ?= 127.0.0.1:9049
 # command:package pairs that the tests run; installed with apt-get when missing.
 TEST_TOOLS := git:git tar:tar diff:diffutils cp:coreutils nfs-ls:libnfs-utils vagrant:vagrant ip:iproute2 nsenter:util-linux
 
-.PHONY: all help build test deps lint bench run run-single mount-local fuzz clean
+.PHONY: all help build test deps lint bench run run-single mount-local fuzz clean soak
 
 all: build
 
@@ -28,6 +28,7 @@ help:
 	@echo "make run-single  serve $(IMAGE) from one node"
 	@echo "make mount-local  FUSE-mount $(IMAGE) on $(MNT) instead (foreground)"
 	@echo "make fuzz    run every Fuzz target for FUZZTIME=$(FUZZTIME)"
+	@echo "make soak    long failover drill: FAILURES=$(FAILURES) injected failures, report in $(SOAK_JSON)"
 	@echo "make clean   remove bin/ (data/ is kept; remove it yourself)"
 
 build:
@@ -81,6 +82,17 @@ mount-local: build
 	@mkdir -p $(MNT) 2>/dev/null || true  # a dead mount left by kill -9 is cleaned up by hanfsd mount
 	@if [ ! -e $(IMAGE) ]; then bin/hanfsd format --disk $(IMAGE) --size $(IMAGESIZE); fi
 	bin/hanfsd mount --disk $(IMAGE) $(MNT)
+
+# soak runs the long failover drill (docs/soak.md): a local two-node cluster,
+# a checked NFS workload and FAILURES injected failures of every kind. The
+# short soak is part of make test (test/soak_test.go).
+FAILURES      ?= 1000
+SOAK_INTERVAL ?= 1s
+SOAK_SEED     ?= 1
+SOAK_JSON     ?= docs/soak-report.json
+SOAK_DIR      ?= $(DATA)/soak
+soak: build
+	bin/hanfsd soak --failures $(FAILURES) --interval $(SOAK_INTERVAL) --seed $(SOAK_SEED) --dir $(SOAK_DIR) --json $(SOAK_JSON)
 
 # Runs each Fuzz target of every package for FUZZTIME.
 fuzz:

@@ -52,7 +52,7 @@ func (c *conn) nfsCall(call *rpcwire.Call, rec []byte) []byte {
 		e: newReplyEncoder(call.XID)}
 	var reply []byte
 	var st nfsstat
-	if nonIdempotent[call.Proc] {
+	if nonIdempotent[call.Proc] && !faultNoDRC {
 		reply, st = r.withDRC()
 	} else {
 		reply, st = r.run()

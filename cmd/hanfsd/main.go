@@ -123,7 +123,7 @@ over NFSv3.`,
 	root.SetVersionTemplate("hanfsd {{.Version}}\n")
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newFormatCmd(e), newFsckCmd(e), newMountCmd(e), newServeCmd(e), newStatusCmd(e), newSwitchoverCmd(e), newLabCmd(e), newVersionCmd(e))
+	root.AddCommand(newFormatCmd(e), newFsckCmd(e), newMountCmd(e), newServeCmd(e), newStatusCmd(e), newSwitchoverCmd(e), newLabCmd(e), newSoakCmd(e), newVersionCmd(e))
 	return root
 }
 
