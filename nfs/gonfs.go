@@ -3,7 +3,6 @@ package nfs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"math"
 	"net"
@@ -290,5 +289,3 @@ func (fi fileInfo) Sys() any {
 	return &file.FileInfo{Nlink: fi.a.Nlink, UID: fi.a.UID, GID: fi.a.GID,
 		Major: uint32(fi.a.Rdev >> 32), Minor: uint32(fi.a.Rdev), Fileid: uint64(fi.a.Ino)}
 }
-
-var _ = fmt.Sprintf

@@ -13,7 +13,6 @@ package nfs
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -405,5 +404,3 @@ func credOf(call *rpcwire.Call) (*fsstore.Cred, bool) {
 	}
 	return nil, false
 }
-
-var _ = context.Background

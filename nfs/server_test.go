@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net"
 	"testing"
-	"time"
 
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
@@ -105,5 +104,4 @@ func TestInProcessBasics(t *testing.T) {
 	if err := tgt.RmDir("d"); err != nil {
 		t.Fatal(err)
 	}
-	_ = time.Second
 }

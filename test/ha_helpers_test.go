@@ -6,6 +6,8 @@ package test
 // Every name here starts with "ha".
 
 import (
+	"github.com/hanfs/hanfs/cmd/hanfsd/soak"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -239,61 +241,14 @@ func (n *haNode) pid() int {
 	return n.cmd.Process.Pid
 }
 
-// haPwriteNR is the number of pwrite64 on this machine (0: unknown).
-var haPwriteNR = map[string]int64{"amd64": 18, "arm64": 68}[runtime.GOARCH]
-
-// haStoppedWrites waits until every thread of the stopped process pid is
-// stopped, and returns the pwrite64 calls that threads are stopped in, as
-// (file offset, length): writes that were inside the kernel when SIGSTOP
-// came. The kernel completes such an I/O before the thread stops (it is on
-// the disk, O_DIRECT); only its return to user space waits for SIGCONT.
+// haStoppedWrites returns the pwrite64 calls the threads of the stopped
+// process pid are inside (soak.StoppedWrites, which the soak's checker uses
+// too), failing the test if it cannot tell.
 func haStoppedWrites(t *testing.T, pid int) map[[2]int64]int {
 	t.Helper()
-	task := fmt.Sprintf("/proc/%d/task", pid)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		ents, err := os.ReadDir(task)
-		if err != nil {
-			t.Fatalf("inspect stopped process: %v", err)
-		}
-		stopped := true
-		for _, e := range ents {
-			b, err := os.ReadFile(filepath.Join(task, e.Name(), "stat"))
-			if err != nil {
-				continue // the thread exited
-			}
-			if i := bytes.LastIndexByte(b, ')'); i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
-				stopped = false
-			}
-		}
-		if stopped {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d did not stop within 2s of SIGSTOP", pid)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	out := map[[2]int64]int{}
-	ents, _ := os.ReadDir(task)
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(task, e.Name(), "syscall"))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b))
-		if len(f) < 7 {
-			continue
-		}
-		nr, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil || nr != haPwriteNR || haPwriteNR == 0 {
-			continue
-		}
-		count, err1 := strconv.ParseInt(strings.TrimPrefix(f[3], "0x"), 16, 64)
-		pos, err2 := strconv.ParseInt(strings.TrimPrefix(f[4], "0x"), 16, 64)
-		if err1 == nil && err2 == nil {
-			out[[2]int64{pos, count}]++
-		}
+	out, err := soak.StoppedWrites(pid)
+	if err != nil {
+		t.Fatalf("inspect stopped process: %v", err)
 	}
 	return out
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -126,5 +125,4 @@ loop:
 	if failovers < 3 {
 		t.Fatalf("only %d failovers happened during the drill, want 3", failovers)
 	}
-	_ = strconv.Itoa
 }

@@ -47,7 +47,7 @@ func (s *soak) inject(k Kind, p int) (injected, error) {
 		// SIGSTOP is delivered asynchronously: the window starts once every
 		// thread is seen stopped (a write that started before that and was
 		// inside the kernel then is excused; see oneWriter).
-		inKernel, err := stoppedWrites(pid)
+		inKernel, err := StoppedWrites(pid)
 		if err != nil {
 			_ = n.signal(syscall.SIGCONT)
 			return injected{node: p}, err

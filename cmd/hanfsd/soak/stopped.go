@@ -23,13 +23,13 @@ func mono() int64 {
 // pwriteNR is the number of pwrite64 on this machine (0: unknown).
 var pwriteNR = map[string]int64{"amd64": 18, "arm64": 68}[runtime.GOARCH]
 
-// stoppedWrites waits until every thread of the stopped process pid is
+// StoppedWrites waits until every thread of the stopped process pid is
 // stopped, and returns the pwrite64 calls its threads are stopped in, as
 // (file offset, length): writes that were inside the kernel when SIGSTOP
 // came. The kernel completes such an O_DIRECT write before the thread stops;
 // only its return to user space (and so its write-log line) waits for
 // SIGCONT.
-func stoppedWrites(pid int) (map[[2]int64]int, error) {
+func StoppedWrites(pid int) (map[[2]int64]int, error) {
 	task := fmt.Sprintf("/proc/%d/task", pid)
 	deadline := time.Now().Add(2 * time.Second)
 	for {
