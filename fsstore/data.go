@@ -6,6 +6,7 @@ import (
 
 	"github.com/hanfs/hanfs/fsstore/block"
 	"github.com/hanfs/hanfs/fsstore/btree"
+	"github.com/hanfs/hanfs/fsstore/journal"
 	"github.com/hanfs/hanfs/fsstore/txn"
 	"github.com/hanfs/hanfs/shareddisk"
 )
@@ -335,14 +336,13 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	// they must be zeros.
 	// The zeroing must reach the disk before the transaction that grows the
 	// file, like the data of new blocks: the commit flushes first.
-	zeroed := false
+	var zeroed *journal.DataSum
 	if old := in.size; end > old && old%bs != 0 {
 		lb := old / bs
 		if lb >= fb0 && lb < fb1 {
 			if !aligned { // an aligned write covers the whole block
 				at := (lb-fb0)*bs + old%bs
 				clear(buf[at : (lb-fb0+1)*bs])
-				zeroed = true
 			}
 		} else if lb < fb0 {
 			var err error
@@ -355,12 +355,27 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	if !aligned {
 		copy(buf[uint64(off)-fb0*bs:], p)
 	}
+	// The transaction records a checksum of every piece whose bytes it
+	// makes visible: new blocks, and blocks that reach past the old end of
+	// the file. Data and journal then share one flush (see txn).
+	var sums []journal.DataSum
+	eofBlk := (in.size + bs - 1) / bs // first block wholly past the old end
+	if in.size%bs != 0 {
+		eofBlk-- // the old last block holds bytes past the end too
+	}
 	for _, pc := range pieces {
 		at := (pc.fb - fb0) * bs
-		if err := s.m.WriteData(buf[at:at+pc.n*bs], int64(pc.disk*bs)); err != nil {
+		data := buf[at : at+pc.n*bs]
+		if err := s.m.WriteData(data, int64(pc.disk*bs)); err != nil {
 			unreserve()
 			return Attr{}, fmt.Errorf("write inode %d: %w", ino, err)
 		}
+		if isNew(pc.fb) || pc.fb+pc.n > eofBlk {
+			sums = append(sums, txn.SumOf(pc.disk, data))
+		}
+	}
+	if zeroed != nil {
+		sums = append(sums, *zeroed)
 	}
 	var a Attr
 	c, err := s.m.Update(func(tx *txn.Tx) error {
@@ -385,8 +400,8 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 			}
 			added += r.n
 		}
-		if added > 0 || zeroed {
-			tx.DataWritten()
+		for _, ds := range sums {
+			tx.DataWritten(ds)
 		}
 		cur.blocks += added
 		if end > cur.size {
@@ -424,7 +439,7 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 // Setattr changes the attributes sa names.
 func (s *Store) Setattr(op *Op, ino Ino, sa SetAttr) (Attr, error) {
 	c := op.cred()
-	zeroed := false
+	var zeroed *journal.DataSum
 	if sa.Size != nil {
 		if *sa.Size > MaxFileSize {
 			return Attr{}, fmt.Errorf("truncate to %d: %w", *sa.Size, ErrFBig)
@@ -444,8 +459,8 @@ func (s *Store) Setattr(op *Op, ino Ino, sa SetAttr) (Attr, error) {
 		if err != nil {
 			return err
 		}
-		if zeroed {
-			t.tx.DataWritten() // the zeroing reaches the disk before the new size
+		if zeroed != nil {
+			t.tx.DataWritten(*zeroed) // the new size needs the zeroing on disk
 		}
 		if sa.Guard != nil && sa.Guard.UnixNano() != in.ctime {
 			return fmt.Errorf("inode %d: %w", ino, ErrGuard)
@@ -553,11 +568,12 @@ func unixNano(tm *time.Time) *int64 {
 // zeroPastEOF clears the bytes past size in the block that holds the end of
 // the file, before the file grows over them: a write that never committed may
 // have left data there. It is done in place, before the transaction that grows
-// the file; if that transaction is lost, only bytes past the end were zeroed.
+// the file, which must record the returned checksum (nil if nothing was
+// written); if that transaction is lost, only bytes past the end were zeroed.
 // The caller holds ino's lock.
-func (s *Store) zeroPastEOF(ino Ino, size uint64) (bool, error) {
+func (s *Store) zeroPastEOF(ino Ino, size uint64) (*journal.DataSum, error) {
 	if size%bs == 0 {
-		return false, nil
+		return nil, nil
 	}
 	var disk uint64
 	err := s.view(func(t *stx) error {
@@ -569,14 +585,19 @@ func (s *Store) zeroPastEOF(ino Ino, size uint64) (bool, error) {
 		return nil
 	})
 	if err != nil || disk == 0 {
-		return false, err
+		return nil, err
 	}
-	buf := shareddisk.AlignedBuf(bs)
+	buf := s.getBuf(bs)
+	defer s.putBuf(buf)
 	if err := s.m.ReadData(buf, int64(disk*bs)); err != nil {
-		return false, err
+		return nil, err
 	}
 	clear(buf[size%bs:])
-	return true, s.m.WriteData(buf, int64(disk*bs))
+	if err := s.m.WriteData(buf, int64(disk*bs)); err != nil {
+		return nil, err
+	}
+	ds := txn.SumOf(disk, buf)
+	return &ds, nil
 }
 
 // StatFS reports space and inode usage.

@@ -38,14 +38,15 @@ type Type uint16
 
 // Metadata block types.
 const (
-	TypeFree       Type = 0 // never written, or zeroed
-	TypeBTree      Type = 1 // a B+tree node (fsstore/btree)
-	TypeBitmap     Type = 2 // a block allocation bitmap
-	TypeFSInfo     Type = 3 // the file-system info block (tree root, counters)
-	TypeJournalHdr Type = 4 // the journal header
-	TypeJournalTx  Type = 5 // a journal transaction descriptor
-	TypeLease      Type = 6 // a lease record
-	TypeMailbox    Type = 7 // a mailbox slot
+	TypeFree        Type = 0 // never written, or zeroed
+	TypeBTree       Type = 1 // a B+tree node (fsstore/btree)
+	TypeBitmap      Type = 2 // a block allocation bitmap
+	TypeFSInfo      Type = 3 // the file-system info block (tree root, counters)
+	TypeJournalHdr  Type = 4 // the journal header
+	TypeJournalTx   Type = 5 // a journal transaction descriptor
+	TypeLease       Type = 6 // a lease record
+	TypeMailbox     Type = 7 // a mailbox slot
+	TypeJournalSums Type = 8 // a journal transaction's data checksums
 )
 
 func (t Type) String() string {
@@ -66,6 +67,8 @@ func (t Type) String() string {
 		return "lease"
 	case TypeMailbox:
 		return "mailbox"
+	case TypeJournalSums:
+		return "journal-sums"
 	}
 	return fmt.Sprintf("type(%d)", uint16(t))
 }

@@ -15,24 +15,46 @@
 //	[40:48) tail position: log position of that transaction's first block
 //	[48:56) log length in blocks (n-1), a sanity check
 //
-// A transaction at log position p with k data blocks has d = ceil(k/HomesPerDesc)
-// descriptor blocks followed by the k block images, written contiguously (a
+// A transaction at log position p with k metadata images and c data checksums
+// has d = ceil(k/HomesPerDesc) descriptor blocks, then s = ceil(c/SumsPerBlock)
+// data-checksum blocks, then the k block images, written contiguously (a
 // transaction that would not fit before the end of the log starts at position
 // 0 instead). Descriptor body:
 //
 //	[32:36) k, the number of block images in the transaction
 //	[36:38) d, the number of descriptor blocks
 //	[38:40) index of this descriptor (0..d-1)
-//	[40:44) crc32c of all d descriptors' home lists and all k images, in order
-//	[44:48) reserved
+//	[40:44) crc32c of all d descriptors' home lists, all c checksum entries
+//	        and all k images, in order
+//	[44:48) c, the number of data checksums (0 in journals written before
+//	        data checksums existed, where this field was reserved and zero)
 //	[48:..) home block numbers (uint64) of images index*HomesPerDesc...
 //
-// Every descriptor is sealed with its own log address and the txid; every image
-// is a sealed metadata block whose header names its home. Replay starts at the
-// tail and accepts transaction t only if its descriptors and the checksum are
-// intact and its txid is exactly t; the first transaction that fails ends the
-// log. Txids grow forever, so a stale transaction from an earlier lap of the log
-// can never be mistaken for the next one.
+// Data-checksum block body (block.TypeJournalSums), entries of 16 bytes:
+//
+//	[0:8)   first disk block of a data extent the transaction made reachable
+//	[8:12)  its length in blocks
+//	[12:16) crc32c of its contents
+//
+// Every descriptor and checksum block is sealed with its own log address and
+// the txid; every image is a sealed metadata block whose header names its home.
+// Replay starts at the tail and accepts transaction t only if its descriptors
+// and the checksum are intact and its txid is exactly t; the first transaction
+// that fails ends the log. Txids grow forever, so a stale transaction from an
+// earlier lap of the log can never be mistaken for the next one.
+//
+// Data checksums let a commit write file data and the journal together and
+// flush once (instead of flushing the data before writing the journal). The
+// data of the newest transaction may then be missing after a crash while its
+// journal blocks are intact, so replay checks the data checksums of the LAST
+// valid transaction in the log and drops it on a mismatch: it was never
+// acknowledged, since its flush did not complete. Earlier transactions are not
+// checked and need not be: the transaction layer appends a transaction only
+// after the previous one's flush has returned, so a later transaction in the
+// log proves the earlier one's data was flushed (and its blocks may since have
+// been overwritten in place). The transaction layer keeps the matching rule:
+// no in-place write to a block whose checksum is in a transaction that could
+// still be the last one on the disk.
 package journal
 
 import (
@@ -49,6 +71,13 @@ import (
 // HomesPerDesc is the number of home addresses one descriptor block holds.
 const HomesPerDesc = (block.Size - 48) / 8
 
+// SumsPerBlock is the number of data checksums one checksum block holds.
+const SumsPerBlock = (block.Size - block.HeaderSize) / 16
+
+// maxSums bounds the data checksums of one transaction (a sanity limit for
+// replay; the transaction layer never comes near it).
+const maxSums = 1 << 20
+
 // MinBlocks is the smallest journal region (header included).
 const MinBlocks = 64
 
@@ -63,6 +92,17 @@ type Image struct {
 	Home uint64 // home block number
 	Data []byte // block.Size bytes, already sealed
 }
+
+// DataSum is the checksum of one data extent that a transaction makes
+// reachable: N blocks from disk block Start.
+type DataSum struct {
+	Start uint64
+	N     uint32
+	CRC   uint32
+}
+
+// Checksum returns the crc32c a DataSum holds for data.
+func Checksum(data []byte) uint32 { return block.Checksum(data) }
 
 type txRec struct {
 	txid uint64
@@ -86,6 +126,7 @@ type Log struct {
 	scratch  []byte
 	hdrBuf   []byte
 	replayed bool
+	dropped  uint64 // txid Replay dropped for missing data, or 0
 }
 
 func (l *Log) abs(pos uint64) uint64 { return l.start + 1 + pos }
@@ -156,8 +197,12 @@ func (l *Log) writeHeader() error {
 // descCount returns the number of descriptor blocks for k images.
 func descCount(k int) uint64 { return uint64((k + HomesPerDesc - 1) / HomesPerDesc) }
 
-// Blocks returns the log blocks a transaction of k images occupies.
-func Blocks(k int) uint64 { return descCount(k) + uint64(k) }
+// sumCount returns the number of checksum blocks for c data checksums.
+func sumCount(c int) uint64 { return uint64((c + SumsPerBlock - 1) / SumsPerBlock) }
+
+// Blocks returns the log blocks a transaction of k images and c data
+// checksums occupies.
+func Blocks(k, c int) uint64 { return descCount(k) + sumCount(c) + uint64(k) }
 
 // Capacity returns the log length in blocks.
 func (l *Log) Capacity() uint64 { return l.n }
@@ -165,9 +210,10 @@ func (l *Log) Capacity() uint64 { return l.n }
 // Used returns the log blocks holding transactions not yet checkpointed.
 func (l *Log) Used() uint64 { return l.used }
 
-// Fits reports whether a transaction of k images can be appended now.
-func (l *Log) Fits(k int) bool {
-	need := Blocks(k)
+// Fits reports whether a transaction of k images and c data checksums can be
+// appended now.
+func (l *Log) Fits(k, c int) bool {
+	need := Blocks(k, c)
 	if need > l.n {
 		return false
 	}
@@ -191,22 +237,26 @@ func (l *Log) buffer(nb uint64) []byte {
 	return l.scratch[:nb*block.Size]
 }
 
-// Append writes one transaction holding imgs to the log and returns its txid.
-// It does not flush: the transaction is durable after the caller's next
-// successful disk Flush. It returns ErrFull when Fits would say no.
-func (l *Log) Append(imgs []Image) (uint64, error) {
+// Append writes one transaction holding imgs and the checksums of the data
+// extents it makes reachable, and returns its txid. It does not flush: the
+// transaction is durable after the caller's next successful disk Flush. It
+// returns ErrFull when Fits would say no.
+func (l *Log) Append(imgs []Image, sums []DataSum) (uint64, error) {
 	if !l.replayed {
 		return 0, fmt.Errorf("%s: append before replay", l.where())
 	}
-	k := len(imgs)
+	k, c := len(imgs), len(sums)
 	if k == 0 {
 		return 0, fmt.Errorf("%s: empty transaction", l.where())
 	}
-	if !l.Fits(k) {
+	if c > maxSums {
+		return 0, fmt.Errorf("%s: transaction with %d data checksums (at most %d)", l.where(), c, maxSums)
+	}
+	if !l.Fits(k, c) {
 		return 0, fmt.Errorf("%s: transaction of %d blocks: %w (%d of %d blocks in use)", l.where(), k, ErrFull, l.used, l.n)
 	}
-	d := descCount(k)
-	need := d + uint64(k)
+	d, s := descCount(k), sumCount(c)
+	need := d + s + uint64(k)
 	pos, pad := l.headPos, uint64(0)
 	if pos+need > l.n {
 		pad = l.n - pos
@@ -215,7 +265,7 @@ func (l *Log) Append(imgs []Image) (uint64, error) {
 	txid := l.headTx
 	buf := l.buffer(need)
 	for i := range imgs {
-		copy(buf[(d+uint64(i))*block.Size:], imgs[i].Data[:block.Size])
+		copy(buf[(d+s+uint64(i))*block.Size:], imgs[i].Data[:block.Size])
 	}
 	for di := uint64(0); di < d; di++ {
 		b := buf[di*block.Size : (di+1)*block.Size]
@@ -223,6 +273,7 @@ func (l *Log) Append(imgs []Image) (uint64, error) {
 		binary.LittleEndian.PutUint32(b[32:36], uint32(k))
 		binary.LittleEndian.PutUint16(b[36:38], uint16(d))
 		binary.LittleEndian.PutUint16(b[38:40], uint16(di))
+		binary.LittleEndian.PutUint32(b[44:48], uint32(c))
 		for j := 0; j < HomesPerDesc; j++ {
 			idx := int(di)*HomesPerDesc + j
 			if idx >= k {
@@ -231,11 +282,28 @@ func (l *Log) Append(imgs []Image) (uint64, error) {
 			binary.LittleEndian.PutUint64(b[48+8*j:], imgs[idx].Home)
 		}
 	}
-	sum := txChecksum(buf, d, k)
+	for si := uint64(0); si < s; si++ {
+		b := buf[(d+si)*block.Size : (d+si+1)*block.Size]
+		block.Init(b, block.TypeJournalSums)
+		for j := 0; j < SumsPerBlock; j++ {
+			idx := int(si)*SumsPerBlock + j
+			if idx >= c {
+				break
+			}
+			e := b[block.HeaderSize+16*j:]
+			binary.LittleEndian.PutUint64(e[0:8], sums[idx].Start)
+			binary.LittleEndian.PutUint32(e[8:12], sums[idx].N)
+			binary.LittleEndian.PutUint32(e[12:16], sums[idx].CRC)
+		}
+	}
+	sum := txChecksum(buf, d, s, k, c)
 	for di := uint64(0); di < d; di++ {
 		b := buf[di*block.Size : (di+1)*block.Size]
 		binary.LittleEndian.PutUint32(b[40:44], sum)
 		block.Seal(b, l.abs(pos+di), txid)
+	}
+	for si := uint64(0); si < s; si++ {
+		block.Seal(buf[(d+si)*block.Size:(d+si+1)*block.Size], l.abs(pos+d+si), txid)
 	}
 	if _, err := l.d.WriteAt(buf, int64(l.abs(pos))*block.Size); err != nil {
 		return 0, fmt.Errorf("%s: write transaction %d at position %d: %w", l.where(), txid, pos, err)
@@ -252,72 +320,169 @@ func (l *Log) Append(imgs []Image) (uint64, error) {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// txChecksum covers the home lists of all descriptors and all images.
-func txChecksum(buf []byte, d uint64, k int) uint32 {
+// txChecksum covers the home lists of all descriptors, all data checksum
+// entries and all images.
+func txChecksum(buf []byte, d, s uint64, k, c int) uint32 {
 	var sum uint32
 	for di := uint64(0); di < d; di++ {
 		b := buf[di*block.Size:]
-		cnt := k - int(di)*HomesPerDesc
-		if cnt > HomesPerDesc {
-			cnt = HomesPerDesc
-		}
+		cnt := min(k-int(di)*HomesPerDesc, HomesPerDesc)
 		sum = crc32.Update(sum, castagnoli, b[48:48+8*cnt])
 	}
-	return crc32.Update(sum, castagnoli, buf[d*block.Size:(d+uint64(k))*block.Size])
+	for si := uint64(0); si < s; si++ {
+		b := buf[(d+si)*block.Size:]
+		cnt := min(c-int(si)*SumsPerBlock, SumsPerBlock)
+		sum = crc32.Update(sum, castagnoli, b[block.HeaderSize:block.HeaderSize+16*cnt])
+	}
+	return crc32.Update(sum, castagnoli, buf[(d+s)*block.Size:(d+s+uint64(k))*block.Size])
+}
+
+// txView is a transaction read back from the log.
+type txView struct {
+	txid    uint64
+	k, c    int
+	d, s    uint64
+	at, pad uint64
+	buf     []byte
+}
+
+func (t *txView) need() uint64 { return t.d + t.s + uint64(t.k) }
+
+func (t *txView) home(i int) uint64 {
+	di := uint64(i / HomesPerDesc)
+	return binary.LittleEndian.Uint64(t.buf[di*block.Size+48+8*uint64(i%HomesPerDesc):])
+}
+
+func (t *txView) image(i int) []byte {
+	at := (t.d + t.s + uint64(i)) * block.Size
+	return t.buf[at : at+block.Size]
+}
+
+func (t *txView) sum(i int) DataSum {
+	si := uint64(i / SumsPerBlock)
+	e := t.buf[(t.d+si)*block.Size+block.HeaderSize+16*uint64(i%SumsPerBlock):]
+	return DataSum{
+		Start: binary.LittleEndian.Uint64(e[0:8]),
+		N:     binary.LittleEndian.Uint32(e[8:12]),
+		CRC:   binary.LittleEndian.Uint32(e[12:16]),
+	}
 }
 
 // Replay applies every complete transaction after the tail, in order, by
 // calling apply for each image, and positions the log after the last one. It
 // returns the number of transactions replayed. apply must copy img if it keeps
-// it. Replay does not write the header: call Checkpointed once the images are
-// durable at home.
+// it. The last transaction is applied only if the data its checksums cover is
+// on the disk (see the package comment); otherwise it is dropped and Dropped
+// says so. Replay does not write the header: call Checkpointed once the
+// images are durable at home.
 func (l *Log) Replay(apply func(home uint64, img []byte) error) (int, error) {
 	count := 0
 	pos := l.tailPos
 	one := shareddisk.AlignedBuf(block.Size)
-	for {
-		k, d, at, ok, err := l.probe(one, pos, l.headTx)
+	var bufs [2][]byte
+	cur, err := l.readTx(one, &bufs[0], pos, l.headTx, l.used)
+	for err == nil && cur != nil {
+		next := cur.at + cur.need()
+		if next == l.n {
+			next = 0
+		}
+		var nx *txView
+		nx, err = l.readTx(one, &bufs[(count+1)%2], next, cur.txid+1, l.used+cur.pad+cur.need())
 		if err != nil {
-			return count, err
-		}
-		if !ok {
 			break
 		}
-		need := d + uint64(k)
-		if l.used+need+padding(pos, at, l.n) > l.n {
-			break // cannot be ours: it would overlap the tail
-		}
-		buf := l.buffer(need)
-		if _, err := l.d.ReadAt(buf, int64(l.abs(at))*block.Size); err != nil {
-			return count, fmt.Errorf("%s: read transaction %d: %w", l.where(), l.headTx, err)
-		}
-		if !l.validTx(buf, at, l.headTx, k, d) {
-			break
-		}
-		for i := 0; i < k; i++ {
-			di := uint64(i / HomesPerDesc)
-			home := binary.LittleEndian.Uint64(buf[di*block.Size+48+8*uint64(i%HomesPerDesc):])
-			img := buf[(d+uint64(i))*block.Size : (d+uint64(i)+1)*block.Size]
-			if err := block.Verify(img, home, block.TypeFree); err != nil {
-				return count, fmt.Errorf("%s: transaction %d image %d: %w", l.where(), l.headTx, i, err)
+		if nx == nil && cur.c > 0 {
+			ok, verr := l.dataIntact(cur)
+			if verr != nil {
+				err = verr
+				break
 			}
-			if err := apply(home, img); err != nil {
-				return count, fmt.Errorf("%s: replay transaction %d: %w", l.where(), l.headTx, err)
+			if !ok {
+				l.dropped = cur.txid
+				break
 			}
 		}
-		pad := padding(pos, at, l.n)
-		l.live = append(l.live, txRec{txid: l.headTx, pos: at, pad: pad, need: need})
-		l.used += pad + need
+		for i := 0; i < cur.k; i++ {
+			img := cur.image(i)
+			if verr := block.Verify(img, cur.home(i), block.TypeFree); verr != nil {
+				return count, fmt.Errorf("%s: transaction %d image %d: %w", l.where(), cur.txid, i, verr)
+			}
+			if aerr := apply(cur.home(i), img); aerr != nil {
+				return count, fmt.Errorf("%s: replay transaction %d: %w", l.where(), cur.txid, aerr)
+			}
+		}
+		l.live = append(l.live, txRec{txid: cur.txid, pos: cur.at, pad: cur.pad, need: cur.need()})
+		l.used += cur.pad + cur.need()
 		l.headTx++
-		pos = at + need
-		if pos == l.n {
-			pos = 0
-		}
+		pos = next
 		count++
+		cur = nx
+	}
+	if err != nil {
+		return count, err
 	}
 	l.headPos = pos
 	l.replayed = true
 	return count, nil
+}
+
+// Dropped returns the txid of the last transaction that Replay found intact
+// in the log but dropped because its data was not on the disk, or 0.
+func (l *Log) Dropped() uint64 { return l.dropped }
+
+// readTx reads and checks transaction txid at pos (or at 0 if it would have
+// wrapped), given used blocks of the log ahead of it. It returns nil when
+// there is no valid transaction there.
+func (l *Log) readTx(one []byte, bufp *[]byte, pos, txid, used uint64) (*txView, error) {
+	t, ok, err := l.probe(one, pos, txid)
+	if err != nil || !ok {
+		return nil, err
+	}
+	t.txid = txid
+	t.pad = padding(pos, t.at, l.n)
+	if used+t.need()+t.pad > l.n {
+		return nil, nil // cannot be ours: it would overlap the tail
+	}
+	nb := t.need() * block.Size
+	if uint64(len(*bufp)) < nb {
+		*bufp = shareddisk.AlignedBuf(int(nb))
+	}
+	t.buf = (*bufp)[:nb]
+	if _, err := l.d.ReadAt(t.buf, int64(l.abs(t.at))*block.Size); err != nil {
+		return nil, fmt.Errorf("%s: read transaction %d: %w", l.where(), txid, err)
+	}
+	if !l.validTx(t) {
+		return nil, nil
+	}
+	return t, nil
+}
+
+// dataIntact reads the data extents t's checksums cover and compares them.
+func (l *Log) dataIntact(t *txView) (bool, error) {
+	size := uint64(l.d.Size()) / block.Size
+	var buf []byte
+	for i := 0; i < t.c; i++ {
+		ds := t.sum(i)
+		if ds.N == 0 || ds.Start >= size || uint64(ds.N) > size-ds.Start {
+			return false, fmt.Errorf("%s: transaction %d: data checksum %d covers blocks %d+%d, outside the disk", l.where(), t.txid, i, ds.Start, ds.N)
+		}
+		var crc uint32
+		for b, left := ds.Start, uint64(ds.N); left > 0; {
+			n := min(left, 256)
+			if uint64(len(buf)) < n*block.Size {
+				buf = shareddisk.AlignedBuf(256 * block.Size)
+			}
+			if _, err := l.d.ReadAt(buf[:n*block.Size], int64(b)*block.Size); err != nil {
+				return false, fmt.Errorf("%s: transaction %d: read data blocks %d+%d: %w", l.where(), t.txid, b, n, err)
+			}
+			crc = crc32.Update(crc, castagnoli, buf[:n*block.Size])
+			b, left = b+n, left-n
+		}
+		if crc != ds.CRC {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func padding(pos, at, n uint64) uint64 {
@@ -329,46 +494,48 @@ func padding(pos, at, n uint64) uint64 {
 
 // probe looks for the first descriptor of transaction txid at pos, or at
 // position 0 when the transaction would have wrapped.
-func (l *Log) probe(one []byte, pos, txid uint64) (k int, d uint64, at uint64, ok bool, err error) {
+func (l *Log) probe(one []byte, pos, txid uint64) (*txView, bool, error) {
 	cands := []uint64{pos}
 	if pos != 0 {
 		cands = append(cands, 0)
 	}
 	for _, cand := range cands {
 		if _, err := l.d.ReadAt(one, int64(l.abs(cand))*block.Size); err != nil {
-			return 0, 0, 0, false, fmt.Errorf("%s: read position %d: %w", l.where(), cand, err)
+			return nil, false, fmt.Errorf("%s: read position %d: %w", l.where(), cand, err)
 		}
-		k, d, ok := parseDesc(one, l.abs(cand), txid, 0)
+		t, ok := parseDesc(one, l.abs(cand), txid, 0)
 		if !ok {
 			continue
 		}
-		need := d + uint64(k)
+		need := t.need()
 		// At pos it must fit before the end; at 0 it must be one that did not.
 		if cand+need <= l.n && (cand == pos || pos+need > l.n) {
-			return k, d, cand, true, nil
+			t.at = cand
+			return t, true, nil
 		}
 	}
-	return 0, 0, 0, false, nil
+	return nil, false, nil
 }
 
-func parseDesc(b []byte, abs, txid uint64, index uint64) (int, uint64, bool) {
+func parseDesc(b []byte, abs, txid uint64, index uint64) (*txView, bool) {
 	if block.Verify(b, abs, block.TypeJournalTx) != nil || block.TxID(b) != txid {
-		return 0, 0, false
+		return nil, false
 	}
 	k := int(binary.LittleEndian.Uint32(b[32:36]))
 	d := uint64(binary.LittleEndian.Uint16(b[36:38]))
-	if k <= 0 || d != descCount(k) || uint64(binary.LittleEndian.Uint16(b[38:40])) != index {
-		return 0, 0, false
+	c := int(binary.LittleEndian.Uint32(b[44:48]))
+	if k <= 0 || d != descCount(k) || uint64(binary.LittleEndian.Uint16(b[38:40])) != index || c < 0 || c > maxSums {
+		return nil, false
 	}
-	return k, d, true
+	return &txView{k: k, c: c, d: d, s: sumCount(c)}, true
 }
 
-func (l *Log) validTx(buf []byte, at, txid uint64, k int, d uint64) bool {
+func (l *Log) validTx(t *txView) bool {
 	var sum uint32
-	for di := uint64(0); di < d; di++ {
-		b := buf[di*block.Size : (di+1)*block.Size]
-		k2, d2, ok := parseDesc(b, l.abs(at+di), txid, di)
-		if !ok || k2 != k || d2 != d {
+	for di := uint64(0); di < t.d; di++ {
+		b := t.buf[di*block.Size : (di+1)*block.Size]
+		t2, ok := parseDesc(b, l.abs(t.at+di), t.txid, di)
+		if !ok || t2.k != t.k || t2.d != t.d || t2.c != t.c {
 			return false
 		}
 		if di == 0 {
@@ -377,7 +544,13 @@ func (l *Log) validTx(buf []byte, at, txid uint64, k int, d uint64) bool {
 			return false
 		}
 	}
-	return txChecksum(buf, d, k) == sum
+	for si := uint64(0); si < t.s; si++ {
+		b := t.buf[(t.d+si)*block.Size : (t.d+si+1)*block.Size]
+		if block.Verify(b, l.abs(t.at+t.d+si), block.TypeJournalSums) != nil || block.TxID(b) != t.txid {
+			return false
+		}
+	}
+	return txChecksum(t.buf, t.d, t.s, t.k, t.c) == sum
 }
 
 // Checkpointed records that every transaction before txid is durable at its

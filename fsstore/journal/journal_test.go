@@ -64,13 +64,13 @@ func TestWrapAndReplay(t *testing.T) {
 			seen[home] = true
 			imgs = append(imgs, img(home, txid, byte(r.Intn(256))))
 		}
-		if !l.Fits(len(imgs)) {
+		if !l.Fits(len(imgs), 0) {
 			if err := l.Checkpointed(l.NextTxID()); err != nil {
 				t.Fatal(err)
 			}
 			want = map[uint64][]byte{}
 		}
-		if _, err := l.Append(imgs); err != nil {
+		if _, err := l.Append(imgs, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := d.Flush(); err != nil {
@@ -101,11 +101,11 @@ func TestTornTransactionIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, _, _ := openReplayed(t, d, blocks)
-	if _, err := l.Append([]Image{img(200, 1, 1), img(201, 1, 1)}); err != nil {
+	if _, err := l.Append([]Image{img(200, 1, 1), img(201, 1, 1)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	pos := l.headPos
-	if _, err := l.Append([]Image{img(200, 2, 2), img(202, 2, 2), img(203, 2, 2)}); err != nil {
+	if _, err := l.Append([]Image{img(200, 2, 2), img(202, 2, 2), img(203, 2, 2)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Tear the second transaction: corrupt its last image.
@@ -141,7 +141,7 @@ func TestAppendBeforeReplayAndFull(t *testing.T) {
 	d := shareddisk.NewMem(1 << 20)
 	Format(d, testStart, 64)
 	l, _ := Open(d, testStart, 64)
-	if _, err := l.Append([]Image{img(100, 1, 1)}); err == nil {
+	if _, err := l.Append([]Image{img(100, 1, 1)}, nil); err == nil {
 		t.Fatal("append before replay accepted")
 	}
 	l.Replay(func(uint64, []byte) error { return nil })
@@ -149,7 +149,7 @@ func TestAppendBeforeReplayAndFull(t *testing.T) {
 	for i := range big {
 		big[i] = img(uint64(100+i), 1, 1)
 	}
-	if _, err := l.Append(big); !errors.Is(err, ErrFull) {
+	if _, err := l.Append(big, nil); !errors.Is(err, ErrFull) {
 		t.Fatalf("oversized append: %v", err)
 	}
 }
@@ -161,7 +161,7 @@ func FuzzReplay(f *testing.F) {
 	Format(d, testStart, 64)
 	l, _ := Open(d, testStart, 64)
 	l.Replay(func(uint64, []byte) error { return nil })
-	l.Append([]Image{img(100, 1, 1), img(101, 1, 2)})
+	l.Append([]Image{img(100, 1, 1), img(101, 1, 2)}, nil)
 	seed := make([]byte, 4*block.Size)
 	d.ReadAt(seed, int64(testStart+1)*block.Size)
 	f.Add(seed)
@@ -189,4 +189,75 @@ func FuzzReplay(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// TestDataSums checks the replay rule for data checksums: only the last
+// valid transaction is checked; if its data does not match, it is dropped and
+// the next append takes its place; earlier transactions are applied whatever
+// their data holds now (it may have been overwritten in place since).
+func TestDataSums(t *testing.T) {
+	const blocks = 64
+	d := shareddisk.NewMem(1 << 20)
+	if err := Format(d, testStart, blocks); err != nil {
+		t.Fatal(err)
+	}
+	l, _, _ := openReplayed(t, d, blocks)
+	data := func(blk uint64, fill byte) DataSum {
+		b := shareddisk.AlignedBuf(2 * block.Size)
+		for i := range b {
+			b[i] = fill
+		}
+		if _, err := d.WriteAt(b, int64(blk)*block.Size); err != nil {
+			t.Fatal(err)
+		}
+		return DataSum{Start: blk, N: 2, CRC: Checksum(b)}
+	}
+	// tx1's data is overwritten later; tx2 follows it, so tx1 still counts.
+	s1 := data(200, 1)
+	tx1, err := l.Append([]Image{img(100, 0, 1)}, []DataSum{s1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := data(210, 2)
+	many := make([]DataSum, SumsPerBlock+3) // more than one checksum block
+	for i := range many {
+		many[i] = s2
+	}
+	if _, err := l.Append([]Image{img(101, 0, 2)}, many); err != nil {
+		t.Fatal(err)
+	}
+	data(200, 9) // in-place overwrite of tx1's data
+	_, got, n := openReplayed(t, d, blocks)
+	if n != 2 || got[100] == nil || got[101] == nil {
+		t.Fatalf("replayed %d transactions (%d images); want tx %d and the next", n, len(got), tx1)
+	}
+	// Now the last transaction's data changes: it is dropped.
+	data(210, 7)
+	l2, got, n := openReplayed(t, d, blocks)
+	if n != 1 || got[101] != nil || l2.Dropped() != tx1+1 {
+		t.Fatalf("replayed %d transactions, image 101 present %v, dropped %d; want 1, false, %d", n, got[101] != nil, l2.Dropped(), tx1+1)
+	}
+	// The dropped transaction's place is taken by the next append.
+	if next := l2.NextTxID(); next != tx1+1 {
+		t.Fatalf("next txid %d, want %d", next, tx1+1)
+	}
+	s3 := data(220, 3)
+	if _, err := l2.Append([]Image{img(102, 0, 3)}, []DataSum{s3}); err != nil {
+		t.Fatal(err)
+	}
+	_, got, n = openReplayed(t, d, blocks)
+	if n != 2 || got[102] == nil || got[101] != nil {
+		t.Fatalf("after re-append: replayed %d, images %v", n, len(got))
+	}
+	// A checksum that points outside the disk is an error, not a drop.
+	if _, err := l2.Append([]Image{img(103, 0, 4)}, []DataSum{{Start: 1 << 40, N: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	l3, err := Open(d, testStart, blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l3.Replay(func(uint64, []byte) error { return nil }); err == nil {
+		t.Fatal("replay accepted a data checksum outside the disk")
+	}
 }

@@ -64,7 +64,7 @@ func (m *Manager) commitOnce() {
 	m.mu.Unlock()
 
 	slices.SortFunc(imgs, func(a, b journal.Image) int { return cmpU64(a.Home, b.Home) })
-	err := m.writeGroup(g, imgs, txid)
+	err := m.writeGroup(imgs, g.sums, txid)
 	if err != nil {
 		m.fail(err)
 		g.err = err
@@ -79,10 +79,18 @@ func (m *Manager) commitOnce() {
 	}
 	m.stats.Commits++
 	m.stats.CommittedBlocks += uint64(len(imgs))
+	m.stats.DataSums += uint64(len(g.sums))
 	m.cmu.Unlock()
 	m.mu.Lock()
 	for _, r := range g.freed {
 		m.alloc.set(r.start, r.n, false)
+	}
+	if len(imgs) > 0 {
+		// g is durable and the newest transaction in the log.
+		m.exposed = nil
+		if len(g.sums) > 0 {
+			m.exposed = g
+		}
 	}
 	m.mu.Unlock()
 	close(g.done)
@@ -103,27 +111,25 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-func (m *Manager) writeGroup(g *group, imgs []journal.Image, txid uint64) error {
+// writeGroup appends one transaction and flushes once: the data its checksums
+// cover was written before, so the flush makes both durable. The next
+// transaction is appended only after this returns (see package journal).
+func (m *Manager) writeGroup(imgs []journal.Image, sums []journal.DataSum, txid uint64) error {
 	if len(imgs) == 0 {
 		return nil
 	}
-	if !m.log.Fits(len(imgs)) {
+	if !m.log.Fits(len(imgs), len(sums)) {
 		if err := m.checkpoint(); err != nil {
 			return err
 		}
-		if !m.log.Fits(len(imgs)) {
+		if !m.log.Fits(len(imgs), len(sums)) {
 			return fmt.Errorf("commit %d blocks: %w", len(imgs), ErrTooLarge)
 		}
 	}
 	if err := m.gate(); err != nil {
 		return err
 	}
-	if g.dataFlush {
-		if err := m.flush(); err != nil {
-			return fmt.Errorf("flush data before commit: %w", err)
-		}
-	}
-	got, err := m.log.Append(imgs)
+	got, err := m.log.Append(imgs, sums)
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -197,6 +203,10 @@ func (m *Manager) checkpoint() error {
 	}
 	m.stats.Checkpoints++
 	m.cmu.Unlock()
+	// The log is empty: no transaction is left for replay to drop.
+	m.mu.Lock()
+	m.exposed = nil
+	m.mu.Unlock()
 	return nil
 }
 

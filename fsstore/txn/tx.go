@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/hanfs/hanfs/fsstore/block"
+	"github.com/hanfs/hanfs/fsstore/journal"
 	"github.com/hanfs/hanfs/shareddisk"
 )
 
@@ -18,7 +19,7 @@ type Tx struct {
 	touched  map[uint64]struct{}
 	allocs   []run // runs allocated by this tx (undo: clear in-memory bits)
 	frees    []run // runs freed by this tx (released after the commit)
-	data     bool  // wrote data into newly allocated blocks
+	sums     []journal.DataSum
 }
 
 type run struct{ start, n uint64 }
@@ -233,9 +234,24 @@ func (tx *Tx) FreeRun(start, n uint64) error {
 	return nil
 }
 
-// DataWritten tells the transaction that file data was written into blocks it
-// allocated, so the commit flushes the data before the journal.
-func (tx *Tx) DataWritten() { tx.data = true }
+// DataWritten tells the transaction that the data extent ds describes was
+// written before it and that the transaction makes those bytes visible (newly
+// allocated blocks, or bytes past the old end of a file). The commit records
+// the checksum, so that data and journal share one flush: replay drops the
+// transaction if, after a crash, the data is not on the disk.
+func (tx *Tx) DataWritten(ds journal.DataSum) { tx.sums = append(tx.sums, ds) }
+
+// SumOf returns the checksum record of data written at disk block start.
+func SumOf(start uint64, data []byte) journal.DataSum {
+	return journal.DataSum{Start: start, N: uint32(len(data) / block.Size), CRC: journal.Checksum(data)}
+}
+
+// Touch adds block blk to the transaction unchanged, so that the
+// transaction is journaled even if nothing else changes.
+func (tx *Tx) Touch(blk uint64) error {
+	_, err := tx.Modify(blk)
+	return err
+}
 
 // FreeBlocks returns the number of free blocks.
 func (tx *Tx) FreeBlocks() uint64 { return tx.m.alloc.free }
@@ -310,7 +326,5 @@ func (tx *Tx) finish() {
 	}
 	m.cmu.Unlock()
 	tx.g.freed = append(tx.g.freed, tx.frees...)
-	if tx.data {
-		tx.g.dataFlush = true
-	}
+	tx.g.sums = append(tx.g.sums, tx.sums...)
 }

@@ -13,8 +13,14 @@
 //   - a block freed by a transaction is not reused before that transaction is
 //     durable, and not while the live journal still holds an image of it (so
 //     replay can never overwrite a reused block: no revoke records needed);
-//   - file data written to newly allocated blocks is flushed before the
-//     journal transaction that makes it reachable (ordered mode);
+//   - file data that a transaction makes visible (newly allocated blocks,
+//     bytes past the old end of a file) is written before the transaction,
+//     and its checksum goes into the transaction, so data and journal share
+//     one flush; replay drops the newest transaction if its data is missing
+//     (see package journal). Hence: the committer appends a transaction only
+//     after the previous one's flush returned, and no data is written in
+//     place over blocks whose checksum is in a transaction that could still
+//     be the newest one on the disk (WriteData waits, see settle);
 //   - after any failed disk write the manager stops: every later call fails.
 package txn
 
@@ -60,11 +66,11 @@ type ckptEntry struct {
 }
 
 type group struct {
-	dirty     map[uint64]*cbuf
-	freed     []run
-	dataFlush bool
-	done      chan struct{}
-	err       error
+	dirty map[uint64]*cbuf
+	freed []run
+	sums  []journal.DataSum // data the group makes visible (see settle)
+	done  chan struct{}
+	err   error
 }
 
 func newGroup() *group {
@@ -74,6 +80,9 @@ func newGroup() *group {
 // Stats counts what the manager did, for metrics and benchmarks.
 type Stats struct {
 	Commits, CommittedBlocks, Flushes, Checkpoints, CacheHits, CacheMisses uint64
+	// DataSums counts data checksums committed; Settles counts in-place
+	// data writes that had to wait for a later commit first.
+	DataSums, Settles uint64
 }
 
 // Manager owns the metadata of one open store.
@@ -89,7 +98,12 @@ type Manager struct {
 	// committing is the group the committer took last (done or not);
 	// guarded by mu.
 	committing *group
-	alloc      *allocator // guarded by mu
+	// exposed is the newest durable group if it carried data checksums: it
+	// may be the last transaction in the log, so its data blocks must not
+	// be overwritten in place until a later transaction is durable (or a
+	// checkpoint empties the log). Guarded by mu.
+	exposed *group
+	alloc   *allocator // guarded by mu
 
 	cmu   sync.Mutex // guards cache, lru, ckpt, stats
 	cache map[uint64]*cbuf
@@ -159,6 +173,9 @@ func (m *Manager) replay() error {
 	})
 	if err != nil {
 		return fmt.Errorf("replay journal: %w", err)
+	}
+	if tx := m.log.Dropped(); tx != 0 {
+		m.logr.Warn("journal: newest transaction dropped: its data never reached the disk (it was not acknowledged)", "disk", m.d.Name(), "txid", tx)
 	}
 	if n == 0 {
 		return nil
@@ -232,9 +249,14 @@ func (m *Manager) Disk() shareddisk.Disk { return m.d }
 
 // WriteData writes file data (block-aligned) straight to the disk, outside any
 // lock. The caller must own the blocks (allocated in a transaction it runs, or
-// part of a file it has locked).
+// part of a file it has locked). Before overwriting blocks whose checksum is
+// in a transaction that could still be the newest in the log, it waits until
+// a later transaction is durable.
 func (m *Manager) WriteData(p []byte, off int64) error {
 	if err := m.Err(); err != nil {
+		return err
+	}
+	if err := m.settle(uint64(off)/block.Size, uint64(len(p))/block.Size); err != nil {
 		return err
 	}
 	if err := m.gate(); err != nil {
@@ -247,6 +269,70 @@ func (m *Manager) WriteData(p []byte, off int64) error {
 		return err
 	}
 	return nil
+}
+
+// settle returns once no transaction whose data checksums cover blocks
+// [blk, blk+n) can be the last transaction in the log: it waits for a
+// pending one to commit, then for a later transaction to be durable,
+// committing an empty one if nothing else does. Without this, an in-place
+// write there followed by a crash could make replay see a checksum mismatch
+// in an acknowledged transaction and drop it.
+func (m *Manager) settle(blk, n uint64) error {
+	for {
+		m.mu.RLock()
+		if m.running == nil {
+			m.mu.RUnlock()
+			return ErrClosed
+		}
+		var pending *group
+		switch {
+		case covers(m.running.sums, blk, n):
+			pending = m.running
+		case m.committing != nil && !isDone(m.committing) && covers(m.committing.sums, blk, n):
+			pending = m.committing
+		case m.exposed != nil && covers(m.exposed.sums, blk, n):
+		default:
+			m.mu.RUnlock()
+			return nil
+		}
+		m.mu.RUnlock()
+		m.cmu.Lock()
+		m.stats.Settles++
+		m.cmu.Unlock()
+		if pending != nil {
+			m.kickNow()
+			<-pending.done
+			if pending.err != nil {
+				return pending.err
+			}
+			continue
+		}
+		c, err := m.Update(func(tx *Tx) error { return tx.Touch(m.lay.FSInfo) })
+		if err != nil {
+			return fmt.Errorf("commit before overwriting data in place: %w", err)
+		}
+		if err := c.Wait(); err != nil {
+			return fmt.Errorf("commit before overwriting data in place: %w", err)
+		}
+	}
+}
+
+func covers(sums []journal.DataSum, blk, n uint64) bool {
+	for _, s := range sums {
+		if blk < s.Start+uint64(s.N) && s.Start < blk+n {
+			return true
+		}
+	}
+	return false
+}
+
+func isDone(g *group) bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // ReadData reads file data straight from the disk.
