@@ -182,6 +182,12 @@ func (s *Store) Read(c *Cred, ino Ino, p []byte, off int64) (n int, eof bool, er
 	mu := s.ilock(ino)
 	mu.RLock()
 	defer mu.RUnlock()
+	if len(p) > 0 {
+		// Writers inside the file's size hold the inode lock shared too:
+		// exclude those that overlap, so a read sees a write whole or not.
+		fb := uint64(off) / bs
+		defer s.ranges.lock(ino, fb, (uint64(off)+uint64(len(p))+bs-1)/bs, false)()
+	}
 	var size uint64
 	var segs []seg
 	err = s.view(func(t *stx) error {
@@ -239,28 +245,46 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	if end > MaxFileSize {
 		return Attr{}, fmt.Errorf("write to %d: %w", end, ErrFBig)
 	}
+	// A write inside the file's size holds the inode lock shared and a lock
+	// on its block range, so writers of disjoint ranges of one file (random
+	// writes) run their data I/O in parallel and share a commit. A write
+	// that grows the file holds the inode lock exclusive: it may zero the
+	// bytes past the old end of file and changes the size.
 	mu := s.ilock(ino)
-	mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			mu.Unlock()
-		}
-	}()
+	unlock := func() {}
+	defer func() { unlock() }()
 	var in *inode
 	var segs []seg
 	fb0, fb1 := uint64(off)/bs, (end+bs-1)/bs
-	err := s.view(func(t *stx) error {
-		var err error
-		if in, err = t.fileForIO(op.cred(), ino, AccessWrite); err != nil {
+	load := func() error {
+		return s.view(func(t *stx) error {
+			var err error
+			if in, err = t.fileForIO(op.cred(), ino, AccessWrite); err != nil {
+				return err
+			}
+			if len(p) == 0 {
+				return nil
+			}
+			segs, err = t.mapRange(ino, fb0, fb1)
 			return err
-		}
-		if len(p) == 0 {
-			return nil
-		}
-		segs, err = t.mapRange(ino, fb0, fb1)
-		return err
-	})
+		})
+	}
+	mu.RLock()
+	unlock = mu.RUnlock
+	err := load()
+	if err == nil && end > in.size {
+		unlock()
+		mu.Lock()
+		unlock = mu.Unlock
+		err = load()
+	}
+	if err == nil && end <= in.size && len(p) > 0 {
+		release := s.ranges.lock(ino, fb0, fb1, true)
+		unlockInode := unlock
+		unlock = func() { release(); unlockInode() }
+		// The view ran before the range was ours: map it again.
+		err = load()
+	}
 	if err != nil {
 		return Attr{}, err
 	}
@@ -429,10 +453,10 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 		unreserve()
 		return Attr{}, err
 	}
-	// Wait for durability without the inode lock, so that concurrent writes
-	// to one file share the flush (group commit).
-	mu.Unlock()
-	locked = false
+	// Wait for durability without the locks, so that concurrent writes to
+	// one file share the flush (group commit).
+	unlock()
+	unlock = func() {}
 	return a, c.Wait()
 }
 

@@ -49,6 +49,8 @@ type Store struct {
 	logr *slog.Logger
 
 	locks [lockShards]sync.RWMutex // per-inode data locks, by ino % lockShards
+	// ranges locks block ranges of a file for I/O under a shared inode lock.
+	ranges rangeLocks
 
 	pmu  sync.Mutex
 	pins map[Ino]int
