@@ -388,19 +388,24 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 		eofBlk-- // the old last block holds bytes past the end too
 	}
 	for _, pc := range pieces {
-		at := (pc.fb - fb0) * bs
-		data := buf[at : at+pc.n*bs]
-		if err := s.m.WriteData(data, int64(pc.disk*bs)); err != nil {
-			unreserve()
-			return Attr{}, fmt.Errorf("write inode %d: %w", ino, err)
+		if !isNew(pc.fb) {
+			if err := s.m.Settle(pc.disk, pc.n); err != nil {
+				unreserve()
+				return Attr{}, fmt.Errorf("write inode %d: %w", ino, err)
+			}
 		}
 		if isNew(pc.fb) || pc.fb+pc.n > eofBlk {
-			sums = append(sums, txn.SumOf(pc.disk, data))
+			at := (pc.fb - fb0) * bs
+			sums = append(sums, txn.SumOf(pc.disk, buf[at:at+pc.n*bs]))
 		}
 	}
 	if zeroed != nil {
 		sums = append(sums, *zeroed)
 	}
+	// The transaction goes first and the data after it, while the locks
+	// keep readers of this range out: the group's journal write overlaps
+	// the data write, and its flush waits for the data (AwaitData).
+	
 	var a Attr
 	c, err := s.m.Update(func(tx *txn.Tx) error {
 		t, err := s.begin(tx)
@@ -427,6 +432,7 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 		for _, ds := range sums {
 			tx.DataWritten(ds)
 		}
+		tx.AwaitData()
 		cur.blocks += added
 		if end > cur.size {
 			cur.size = end
@@ -452,6 +458,18 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	if err != nil {
 		unreserve()
 		return Attr{}, err
+	}
+	var werr error
+	for _, pc := range pieces {
+		at := (pc.fb - fb0) * bs
+		if werr = s.m.WriteSettled(buf[at:at+pc.n*bs], int64(pc.disk*bs)); werr != nil {
+			werr = fmt.Errorf("write inode %d: %w", ino, werr)
+			break
+		}
+	}
+	c.DataDone()
+	if werr != nil {
+		return Attr{}, werr
 	}
 	// Wait for durability without the locks, so that concurrent writes to
 	// one file share the flush (group commit).

@@ -64,7 +64,7 @@ func (m *Manager) commitOnce() {
 	m.mu.Unlock()
 
 	slices.SortFunc(imgs, func(a, b journal.Image) int { return cmpU64(a.Home, b.Home) })
-	err := m.writeGroup(imgs, g.sums, txid)
+	err := m.writeGroup(g, imgs, txid)
 	if err != nil {
 		m.fail(err)
 		g.err = err
@@ -112,12 +112,16 @@ func cmpU64(a, b uint64) int {
 }
 
 // writeGroup appends one transaction and flushes once: the data its checksums
-// cover was written before, so the flush makes both durable. The next
-// transaction is appended only after this returns (see package journal).
-func (m *Manager) writeGroup(imgs []journal.Image, sums []journal.DataSum, txid uint64) error {
+// cover was written before the flush (data writes announced with AwaitData may
+// overlap the journal write; the flush waits for them), so the flush makes
+// both durable. The next transaction is appended only after this returns (see
+// package journal).
+func (m *Manager) writeGroup(g *group, imgs []journal.Image, txid uint64) error {
 	if len(imgs) == 0 {
-		return nil
+		g.pending.Wait()
+		return m.Err()
 	}
+	sums := g.sums
 	if !m.log.Fits(len(imgs), len(sums)) {
 		if err := m.checkpoint(); err != nil {
 			return err
@@ -135,6 +139,10 @@ func (m *Manager) writeGroup(imgs []journal.Image, sums []journal.DataSum, txid 
 	}
 	if got != txid {
 		return fmt.Errorf("commit: journal assigned txid %d, expected %d", got, txid)
+	}
+	g.pending.Wait()
+	if err := m.Err(); err != nil {
+		return fmt.Errorf("commit transaction %d: a data write failed: %w", txid, err)
 	}
 	if err := m.gate(); err != nil {
 		return err

@@ -20,6 +20,7 @@ type Tx struct {
 	allocs   []run // runs allocated by this tx (undo: clear in-memory bits)
 	frees    []run // runs freed by this tx (released after the commit)
 	sums     []journal.DataSum
+	await    bool // the caller writes data after Update (AwaitData)
 }
 
 type run struct{ start, n uint64 }
@@ -34,7 +35,21 @@ type undoRec struct {
 var ErrReadOnly = fmt.Errorf("metadata change inside a read-only view")
 
 // Commit is what an Update waits on to be durable.
-type Commit struct{ g *group }
+type Commit struct {
+	g     *group
+	await bool // the group's flush waits for DataDone
+}
+
+// DataDone reports that the data announced with Tx.AwaitData has been
+// written (or that writing it failed, which WriteSettled has already made
+// fatal for the manager). Call it exactly once for an Update whose
+// transaction called AwaitData; it does nothing otherwise.
+func (c *Commit) DataDone() {
+	if c != nil && c.await {
+		c.await = false
+		c.g.pending.Done()
+	}
+}
 
 // Wait blocks until the update's group is durable on the disk, or failed.
 func (c *Commit) Wait() error {
@@ -78,8 +93,13 @@ func (m *Manager) Update(fn func(tx *Tx) error) (*Commit, error) {
 		return &Commit{g: m.newestGroupLocked()}, nil
 	}
 	tx.finish()
+	c := &Commit{g: tx.g}
+	if tx.await {
+		tx.g.pending.Add(1)
+		c.await = true
+	}
 	m.kickNow()
-	return &Commit{g: tx.g}, nil
+	return c, nil
 }
 
 // View runs fn under the shared metadata lock; fn may only read.
@@ -240,6 +260,13 @@ func (tx *Tx) FreeRun(start, n uint64) error {
 // the checksum, so that data and journal share one flush: replay drops the
 // transaction if, after a crash, the data is not on the disk.
 func (tx *Tx) DataWritten(ds journal.DataSum) { tx.sums = append(tx.sums, ds) }
+
+// AwaitData says that the caller will write, after Update returns, data
+// that this transaction's checksums cover: the journal write of the group can
+// then overlap the data write, and the group's flush waits until the caller
+// calls Commit.DataDone. The caller writes with WriteSettled, having called
+// Settle before Update for any block it overwrites in place.
+func (tx *Tx) AwaitData() { tx.await = true }
 
 // SumOf returns the checksum record of data written at disk block start.
 func SumOf(start uint64, data []byte) journal.DataSum {

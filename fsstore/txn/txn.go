@@ -20,7 +20,7 @@
 //     (see package journal). Hence: the committer appends a transaction only
 //     after the previous one's flush returned, and no data is written in
 //     place over blocks whose checksum is in a transaction that could still
-//     be the newest one on the disk (WriteData waits, see settle);
+//     be the newest one on the disk (WriteData waits, see Settle);
 //   - after any failed disk write the manager stops: every later call fails.
 package txn
 
@@ -68,8 +68,11 @@ type ckptEntry struct {
 type group struct {
 	dirty map[uint64]*cbuf
 	freed []run
-	sums  []journal.DataSum // data the group makes visible (see settle)
-	done  chan struct{}
+	sums  []journal.DataSum // data the group makes visible (see Settle)
+	// pending counts data writes of the group's transactions still in
+	// flight (Tx.AwaitData); the flush waits for them.
+	pending sync.WaitGroup
+	done    chan struct{}
 	err   error
 }
 
@@ -253,10 +256,17 @@ func (m *Manager) Disk() shareddisk.Disk { return m.d }
 // in a transaction that could still be the newest in the log, it waits until
 // a later transaction is durable.
 func (m *Manager) WriteData(p []byte, off int64) error {
-	if err := m.Err(); err != nil {
+	if err := m.Settle(uint64(off)/block.Size, uint64(len(p))/block.Size); err != nil {
 		return err
 	}
-	if err := m.settle(uint64(off)/block.Size, uint64(len(p))/block.Size); err != nil {
+	return m.WriteSettled(p, off)
+}
+
+// WriteSettled writes file data like WriteData, without waiting: the blocks
+// are newly allocated, or the caller called Settle for them. A failure stops
+// the manager, so no transaction that depends on the data commits.
+func (m *Manager) WriteSettled(p []byte, off int64) error {
+	if err := m.Err(); err != nil {
 		return err
 	}
 	if err := m.gate(); err != nil {
@@ -271,13 +281,13 @@ func (m *Manager) WriteData(p []byte, off int64) error {
 	return nil
 }
 
-// settle returns once no transaction whose data checksums cover blocks
+// Settle returns once no transaction whose data checksums cover blocks
 // [blk, blk+n) can be the last transaction in the log: it waits for a
 // pending one to commit, then for a later transaction to be durable,
 // committing an empty one if nothing else does. Without this, an in-place
 // write there followed by a crash could make replay see a checksum mismatch
 // in an acknowledged transaction and drop it.
-func (m *Manager) settle(blk, n uint64) error {
+func (m *Manager) Settle(blk, n uint64) error {
 	for {
 		m.mu.RLock()
 		if m.running == nil {
