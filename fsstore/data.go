@@ -405,7 +405,7 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	// The transaction goes first and the data after it, while the locks
 	// keep readers of this range out: the group's journal write overlaps
 	// the data write, and its flush waits for the data (AwaitData).
-	
+
 	var a Attr
 	c, err := s.m.Update(func(tx *txn.Tx) error {
 		t, err := s.begin(tx)

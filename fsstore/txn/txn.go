@@ -73,7 +73,7 @@ type group struct {
 	// flight (Tx.AwaitData); the flush waits for them.
 	pending sync.WaitGroup
 	done    chan struct{}
-	err   error
+	err     error
 }
 
 func newGroup() *group {
