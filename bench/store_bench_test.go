@@ -18,6 +18,7 @@ package bench
 import (
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -405,4 +406,91 @@ func BenchmarkSeqRead(b *testing.B) {
 			}
 		}
 	})
+}
+
+// randFileBlocks is the size, in 4 KiB blocks, of the file the random write
+// benchmarks overwrite (64 MiB).
+const randFileBlocks = 16384
+
+// randWrites is the number of 4 KiB writes per iteration.
+const randWrites = 4000
+
+// BenchmarkRandWrite: 4 KiB writes at random aligned offsets of a 64 MiB file
+// written beforehand, each durable when it returns, from 1 or 8 goroutines.
+// Raw: O_DIRECT write + fdatasync per write.
+func BenchmarkRandWrite(b *testing.B) {
+	for _, g := range []int{1, 8} {
+		b.Run(fmt.Sprintf("g%d/raw", g), func(b *testing.B) { randRaw(b, g) })
+		b.Run(fmt.Sprintf("g%d/store", g), func(b *testing.B) { randStore(b, g) })
+	}
+}
+
+func randOffsets(g, goroutines int) []int64 {
+	r := rand.New(rand.NewPCG(uint64(g), 7))
+	offs := make([]int64, 0, randWrites/goroutines+1)
+	for i := g; i < randWrites; i += goroutines {
+		offs = append(offs, int64(r.IntN(randFileBlocks))*smallSize)
+	}
+	return offs
+}
+
+func randRaw(b *testing.B, goroutines int) {
+	writes := 0
+	for b.Loop() {
+		err := parallel(goroutines, func(g int) error {
+			buf := shareddisk.AlignedBuf(smallSize)
+			buf[0] = byte(g + 1)
+			for _, off := range randOffsets(g, goroutines) {
+				if _, err := disk.WriteAt(buf, rawBase+off); err != nil {
+					return err
+				}
+				if err := disk.Flush(); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		writes += randWrites
+	}
+	b.ReportMetric(float64(writes)/b.Elapsed().Seconds(), "IOPS")
+	b.ReportMetric(1, "flushes/write")
+}
+
+func randStore(b *testing.B, goroutines int) {
+	s := newStore(b)
+	b.StopTimer()
+	a, err := s.Create(nil, fsstore.RootIno, "rand", 0o644, fsstore.CreateGuarded, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := shareddisk.AlignedBuf(1 << 20)
+	for off := int64(0); off < randFileBlocks*smallSize; off += int64(len(chunk)) {
+		if _, err := s.Write(nil, a.Ino, chunk, off); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sc := startCounters(s)
+	b.StartTimer()
+	writes := 0
+	for b.Loop() {
+		err := parallel(goroutines, func(g int) error {
+			buf := shareddisk.AlignedBuf(smallSize)
+			buf[0] = byte(g + 1)
+			for _, off := range randOffsets(g, goroutines) {
+				if _, err := s.Write(nil, a.Ino, buf, off); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		writes += randWrites
+	}
+	b.ReportMetric(float64(writes)/b.Elapsed().Seconds(), "IOPS")
+	sc.report(b, writes, "write")
 }
