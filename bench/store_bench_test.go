@@ -186,31 +186,41 @@ func BenchmarkSmallFiles(b *testing.B) {
 }
 
 func smallRaw(b *testing.B, goroutines int) {
-	bufs := make([][]byte, goroutines)
-	for g := range bufs {
-		bufs[g] = shareddisk.AlignedBuf(smallSize)
-		bufs[g][0] = byte(g + 1)
-	}
 	files := 0
 	for b.Loop() {
-		err := parallel(goroutines, func(g int) error {
+		base := files
+		rawWriteSync(b, goroutines, func(g int) []int64 {
+			var offs []int64
 			for i := g; i < smallFiles; i += goroutines {
-				if _, err := disk.WriteAt(bufs[g], rawBase+int64(files+i)*smallSize); err != nil {
-					return err
-				}
-				if err := disk.Flush(); err != nil {
-					return err
-				}
+				offs = append(offs, int64(base+i)*smallSize)
 			}
-			return nil
+			return offs
 		})
-		if err != nil {
-			b.Fatal(err)
-		}
 		files += smallFiles
 	}
 	b.ReportMetric(float64(files)/b.Elapsed().Seconds(), "files/s")
 	b.ReportMetric(1, "flushes/file")
+}
+
+// rawWriteSync writes 4 KiB with O_DIRECT at rawBase plus each offset that
+// offsets(g) returns, from goroutine g, with an fdatasync after every write.
+func rawWriteSync(b *testing.B, goroutines int, offsets func(g int) []int64) {
+	err := parallel(goroutines, func(g int) error {
+		buf := shareddisk.AlignedBuf(smallSize)
+		buf[0] = byte(g + 1)
+		for _, off := range offsets(g) {
+			if _, err := disk.WriteAt(buf, rawBase+off); err != nil {
+				return err
+			}
+			if err := disk.Flush(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 }
 
 func smallStore(b *testing.B, goroutines int) {
@@ -437,22 +447,7 @@ func randOffsets(g, goroutines int) []int64 {
 func randRaw(b *testing.B, goroutines int) {
 	writes := 0
 	for b.Loop() {
-		err := parallel(goroutines, func(g int) error {
-			buf := shareddisk.AlignedBuf(smallSize)
-			buf[0] = byte(g + 1)
-			for _, off := range randOffsets(g, goroutines) {
-				if _, err := disk.WriteAt(buf, rawBase+off); err != nil {
-					return err
-				}
-				if err := disk.Flush(); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
+		rawWriteSync(b, goroutines, func(g int) []int64 { return randOffsets(g, goroutines) })
 		writes += randWrites
 	}
 	b.ReportMetric(float64(writes)/b.Elapsed().Seconds(), "IOPS")

@@ -38,9 +38,15 @@ func crashBugStore(t *testing.T) (*Store, *faultdisk.Disk, *cowDisk, Ino) {
 // exactly the pending writes keep accepts (whole) and dropping the others. It
 // returns the number of writes kept and dropped, valid after the cut.
 func cutAtNextFlush(fd *faultdisk.Disk, keep func(off int64) bool) (kept, dropped *atomic.Int32) {
-	kept, dropped = new(atomic.Int32), new(atomic.Int32)
-	var armed atomic.Bool
+	armed := new(atomic.Bool)
 	armed.Store(true)
+	return cutAtFlushWhenArmed(fd, armed, keep)
+}
+
+// cutAtFlushWhenArmed is cutAtNextFlush for the first flush that starts
+// while armed is set (the caller sets it, e.g. from a write hook).
+func cutAtFlushWhenArmed(fd *faultdisk.Disk, armed *atomic.Bool, keep func(off int64) bool) (kept, dropped *atomic.Int32) {
+	kept, dropped = new(atomic.Int32), new(atomic.Int32)
 	fd.SetStall(func(op faultdisk.Op, _ int64, _ int) time.Duration {
 		if op == faultdisk.Flush && armed.CompareAndSwap(true, false) {
 			fd.PowerCut(func(_ int, off int64, _ int) faultdisk.Keep {

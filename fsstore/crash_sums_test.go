@@ -9,7 +9,6 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/hanfs/hanfs/shareddisk/faultdisk"
 )
@@ -74,17 +73,7 @@ func TestCrashSumsInPlaceOverwriteOfNewestData(t *testing.T) {
 					armed.Store(true)
 				}
 			})
-			fd.SetStall(func(op faultdisk.Op, _ int64, _ int) time.Duration {
-				if op == faultdisk.Flush && armed.CompareAndSwap(true, false) {
-					fd.PowerCut(func(_ int, off int64, _ int) faultdisk.Keep {
-						if inJournal(s, off) {
-							return faultdisk.Drop
-						}
-						return faultdisk.KeepAll
-					})
-				}
-				return 0
-			})
+			cutAtFlushWhenArmed(fd, &armed, func(off int64) bool { return !inJournal(s, off) })
 			if _, err := s.Write(nil, f.Ino, bytes.Repeat([]byte{0xbb}, tc.len), int64(tc.off)); !errors.Is(err, faultdisk.ErrPowerCut) {
 				t.Fatalf("overwrite during the cut: %v", err)
 			}
