@@ -245,11 +245,15 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	if end > MaxFileSize {
 		return Attr{}, fmt.Errorf("write to %d: %w", end, ErrFBig)
 	}
-	// A write inside the file's size holds the inode lock shared and a lock
-	// on its block range, so writers of disjoint ranges of one file (random
-	// writes) run their data I/O in parallel and share a commit. A write
-	// that grows the file holds the inode lock exclusive: it may zero the
-	// bytes past the old end of file and changes the size.
+	// A write holds the inode lock shared and a lock on its block range, so
+	// that writers of disjoint ranges of one file (random writes, and
+	// concurrent sequential writes) run their data I/O in parallel and share
+	// a commit, when it stays inside the file's size, or when both the size
+	// and the write's end are block-aligned (the size then stays aligned
+	// while the lock is shared, so no bytes past an old end of file ever
+	// need zeroing, and the size only grows, to a max, in the transaction).
+	// Other writes that grow the file hold the inode lock exclusive: they
+	// may zero the bytes past the old end of file.
 	mu := s.ilock(ino)
 	unlock := func() {}
 	defer func() { unlock() }()
@@ -272,13 +276,14 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	mu.RLock()
 	unlock = mu.RUnlock
 	err := load()
-	if err == nil && end > in.size {
+	shared := func() bool { return end <= in.size || (in.size%bs == 0 && end%bs == 0) }
+	if err == nil && !shared() {
 		unlock()
 		mu.Lock()
 		unlock = mu.Unlock
 		err = load()
 	}
-	if err == nil && end <= in.size && len(p) > 0 {
+	if err == nil && shared() && len(p) > 0 {
 		release := s.ranges.lock(ino, fb0, fb1, true)
 		unlockInode := unlock
 		unlock = func() { release(); unlockInode() }

@@ -13,10 +13,24 @@ import (
 )
 
 // TestDisjointWritesRunInParallel: while one write's data I/O is stalled,
-// a write to another range of the same file issues its data I/O too. With one
-// lock per file held across data I/O, the second write would wait for the
-// first. (Its commit may wait: a group's flush waits for its data writes.)
+// a write to another range of the same file issues its data I/O too, both
+// inside the file's size and when both grow the file by aligned blocks. With
+// one lock per file held across data I/O, the second write would wait for
+// the first. (Its commit may wait: a group's flush waits for its data writes.)
+// A read of the stalled range waits for that write; a read elsewhere does not.
 func TestDisjointWritesRunInParallel(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		offA, offB int64
+	}{
+		{"inside the size", 3 * bs, 40 * bs},
+		{"aligned appends", 64 * bs, 65 * bs},
+	} {
+		t.Run(tc.name, func(t *testing.T) { disjointWrites(t, tc.offA, tc.offB) })
+	}
+}
+
+func disjointWrites(t *testing.T, offA, offB int64) {
 	mem := shareddisk.NewMem(64 << 20)
 	if _, err := Format(mem, FormatOptions{}); err != nil {
 		t.Fatal(err)
@@ -34,10 +48,6 @@ func TestDisjointWritesRunInParallel(t *testing.T) {
 	if _, err := s.Write(nil, f.Ino, make([]byte, 64*bs), 0); err != nil {
 		t.Fatal(err)
 	}
-	blockA := make([]byte, bs)
-	for i := range blockA {
-		blockA[i] = 0xa1
-	}
 	stalled, release, sawB := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var onceA, onceB sync.Once
 	fd.SetWriteHook(func(off int64, p []byte) {
@@ -50,30 +60,29 @@ func TestDisjointWritesRunInParallel(t *testing.T) {
 	})
 	errA := make(chan error, 1)
 	go func() {
-		_, err := s.Write(nil, f.Ino, blockA, 3*bs)
+		_, err := s.Write(nil, f.Ino, bytes.Repeat([]byte{0xa1}, bs), offA)
 		errA <- err
 	}()
 	<-stalled
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.Write(nil, f.Ino, bytes.Repeat([]byte{0xb2}, bs), 40*bs)
+		_, err := s.Write(nil, f.Ino, bytes.Repeat([]byte{0xb2}, bs), offB)
 		done <- err
 	}()
 	select {
 	case <-sawB:
 	case <-time.After(10 * time.Second):
 		close(release)
-		t.Fatal("a write to block 40 did not reach the disk while a write to block 3 of the same file was stalled")
+		t.Fatalf("a write at block %d did not reach the disk while a write at block %d of the same file was stalled", offB/bs, offA/bs)
 	}
-	// A read of the stalled range waits; one of another range does not.
 	buf := make([]byte, bs)
-	if _, _, err := s.Read(nil, f.Ino, buf, 40*bs); err != nil || buf[0] != 0xb2 {
+	if _, _, err := s.Read(nil, f.Ino, buf, offB); err != nil || buf[0] != 0xb2 {
 		t.Fatalf("read of the other range: %v %#x", err, buf[0])
 	}
 	readA := make(chan byte, 1)
 	go func() {
 		b := make([]byte, bs)
-		s.Read(nil, f.Ino, b, 3*bs)
+		s.Read(nil, f.Ino, b, offA)
 		readA <- b[0]
 	}()
 	select {
@@ -182,6 +191,60 @@ func TestConcurrentOverwritesAndReads(t *testing.T) {
 	for b := 0; b < nblk; b++ {
 		if got := buf[b*bs]; got != last[b] {
 			t.Fatalf("block %d holds %#x, last write was %#x", b, got, last[b])
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fsckOK(t, d)
+}
+
+// TestConcurrentAlignedAppends: writers fill consecutive block-aligned chunks
+// of a growing file at once (as an NFS client does with several WRITEs in
+// flight), holding the inode lock shared; the file ends with every chunk's
+// bytes, the right size, and a clean fsck.
+func TestConcurrentAlignedAppends(t *testing.T) {
+	s, d := newTestStore(t, 128<<20)
+	f, err := s.Create(nil, RootIno, "f", 0o644, CreateGuarded, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chunk, chunks, writers = 16 * bs, 64, 4
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for c := w; c < chunks; c += writers {
+				if _, err := s.Write(nil, f.Ino, bytes.Repeat([]byte{byte(c + 1)}, chunk), int64(c*chunk)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	a, err := s.Getattr(f.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Size != chunks*chunk {
+		t.Fatalf("size %d, want %d", a.Size, chunks*chunk)
+	}
+	buf := make([]byte, chunks*chunk)
+	if _, _, err := s.Read(nil, f.Ino, buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	for c := 0; c < chunks; c++ {
+		for i := c * chunk; i < (c+1)*chunk; i++ {
+			if buf[i] != byte(c+1) {
+				t.Fatalf("byte %d (chunk %d) is %#x, want %#x", i, c, buf[i], c+1)
+			}
 		}
 	}
 	if err := s.Close(); err != nil {
