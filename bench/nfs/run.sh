@@ -167,3 +167,14 @@ END {
 			(g > 0 ? sprintf("%.2f", h / g) : "-"), (o > 0 ? sprintf("%.2f", h / o) : "-")
 	}
 }' "$out"
+awk '
+/^BenchmarkDiskLimit\// {
+	name = $1; sub(/-[0-9]+$/, "", name); split(name, f, "/")
+	for (i = 3; i < NF; i += 2) if ($(i+1) == "IOPS") { sum[f[3]] += $i; cnt[f[3]]++ }
+	if (!(f[3] in seen)) { seen[f[3]] = 1; order[++n] = f[3] }
+}
+END {
+	if (n == 0) exit
+	printf "\nThe disk itself, for durable 4 KiB random writes (O_DIRECT write + fdatasync per write into a file on the same file system, `BenchmarkDiskLimit`; no server whose every reply is durable can go faster):"
+	for (k = 1; k <= n; k++) printf " %s %s in flight: %.0f IOPS%s", (k == 1 ? "" : ""), substr(order[k], 3), sum[order[k]] / cnt[order[k]], (k < n ? ";" : ".\n")
+}' "$out"
