@@ -24,7 +24,9 @@ type slowDisk struct {
 
 func (d *slowDisk) ReadAt(p []byte, off int64) (int, error) {
 	d.reads.Add(1)
-	time.Sleep(d.delay)
+	if d.delay > 0 {
+		time.Sleep(d.delay)
+	}
 	return d.Disk.ReadAt(p, off)
 }
 
@@ -50,8 +52,20 @@ func populate(tb testing.TB, s *Store, dirs, files int) []Ino {
 
 // BenchmarkMetadataSmallCache runs metadata updates and lookups from 16
 // goroutines on a tree much larger than a 64-block cache, with 100µs per
-// metadata read from the disk.
+// read from the disk (the sleep's own granularity adds to it) and without
+// delay; and with the default cache, where every block stays cached.
 func BenchmarkMetadataSmallCache(b *testing.B) {
+	for _, c := range []struct {
+		cache int
+		delay time.Duration
+	}{{64, 100 * time.Microsecond}, {64, 0}, {0, 0}} {
+		b.Run(fmt.Sprintf("cache=%d/delay=%v", c.cache, c.delay), func(b *testing.B) {
+			benchMetadata(b, c.cache, c.delay)
+		})
+	}
+}
+
+func benchMetadata(b *testing.B, cache int, delay time.Duration) {
 	mem := shareddisk.NewMem(256 << 20)
 	_, err := Format(mem, FormatOptions{})
 	if err != nil {
@@ -65,8 +79,8 @@ func BenchmarkMetadataSmallCache(b *testing.B) {
 	if err := s.Close(); err != nil {
 		b.Fatal(err)
 	}
-	sd := &slowDisk{Disk: mem, delay: 100 * time.Microsecond}
-	s, err = Open(sd, Options{Logger: quietLogger(), CacheBlocks: 64})
+	sd := &slowDisk{Disk: mem, delay: delay}
+	s, err = Open(sd, Options{Logger: quietLogger(), CacheBlocks: cache})
 	if err != nil {
 		b.Fatal(err)
 	}
