@@ -304,3 +304,50 @@ func checkDir(s *Store, dir Ino, want []string) error {
 	}
 	return nil
 }
+
+// TestColdScanReadsAhead lists a large directory in one call on a cold
+// 64-block cache: the scan's read-ahead hints let each retry read the next
+// leaves together, instead of one retry per leaf.
+func TestColdScanReadsAhead(t *testing.T) {
+	mem := shareddisk.NewMem(256 << 20)
+	if _, err := Format(mem, FormatOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(mem, Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	populate(t, s, 1, 3000)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(mem, Options{Logger: quietLogger(), CacheBlocks: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, err := s.Lookup(nil, RootIno, "d0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st0 := s.Stats()
+	seen := make(map[string]bool)
+	if err := s.ReadDir(nil, d.Ino, 0, func(e DirEntry) bool {
+		if seen[e.Name] {
+			t.Errorf("%q listed twice", e.Name)
+		}
+		seen[e.Name] = true
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 3000 {
+		t.Fatalf("%d names listed, want 3000", len(seen))
+	}
+	st := s.Stats()
+	reads, retries := st.MetaReads-st0.MetaReads, st.Retries-st0.Retries
+	t.Logf("cold listing: %d metadata reads, %d retries", reads, retries)
+	if reads < 20 || retries > reads/4 {
+		t.Errorf("cold listing: %d metadata reads in %d retries: no read-ahead", reads, retries)
+	}
+}

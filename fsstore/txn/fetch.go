@@ -24,8 +24,8 @@ import (
 // whatever it returns.
 var errMiss = errors.New("metadata block not cached: the transaction runs again once it is read")
 
-// maxPrefetch bounds the read-ahead hints a Tx keeps, and so the blocks read
-// for one retry besides the missed ones.
+// maxPrefetch is how many of its latest read-ahead hints a Tx keeps, and so
+// bounds the blocks read for one retry besides the missed and used ones.
 const maxPrefetch = 16
 
 // fetchState is the inflight read of one block, so concurrent misses of a
@@ -66,9 +66,8 @@ func (tx *Tx) noteMiss(blk uint64) {
 // missed ones, so that the retry does not miss them one at a time. It
 // implements btree.Prefetcher.
 func (tx *Tx) Prefetch(blk uint64) {
-	if len(tx.hints) < maxPrefetch {
-		tx.hints = append(tx.hints, blk)
-	}
+	tx.hints[tx.nhints%maxPrefetch] = blk
+	tx.nhints++
 }
 
 // prepareRetryLocked runs after an attempt missed, with mu still held: it
@@ -91,7 +90,7 @@ func (tx *Tx) prepareRetryLocked() {
 			r.pinned = append(r.pinned, c)
 		}
 	}
-	for _, blk := range tx.hints {
+	for _, blk := range tx.hints[:min(tx.nhints, maxPrefetch)] {
 		if blk < m.lay.FSInfo || blk >= m.lay.TotalBlocks {
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hanfs/hanfs/fsstore"
 	"github.com/hanfs/hanfs/fsstore/block"
+	"github.com/hanfs/hanfs/fsstore/btree"
 	"github.com/hanfs/hanfs/fsstore/txn"
 	"github.com/hanfs/hanfs/shareddisk"
 )
@@ -60,6 +61,9 @@ func (d *gateDisk) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return d.Disk.ReadAt(p, off)
 }
+
+// A Tx takes the B+tree's read-ahead hints.
+var _ btree.Prefetcher = (*txn.Tx)(nil)
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

@@ -20,11 +20,12 @@ type Tx struct {
 	frees    []run // runs freed by this tx (released after the commit)
 	data     bool  // wrote data into newly allocated blocks
 
-	r      *retry   // the state of the Update or View call across attempts
-	id     uint64   // numbers this attempt for cbuf.stamp (0 until the first access)
-	missed bool     // a block was not cached: the attempt is void and runs again
-	seen   []*cbuf  // the blocks this attempt used, pinned if it misses
-	hints  []uint64 // Prefetch hints
+	r      *retry              // the state of the Update or View call across attempts
+	id     uint64              // numbers this attempt for cbuf.stamp (0 until the first access)
+	missed bool                // a block was not cached: the attempt is void and runs again
+	seen   []*cbuf             // the blocks this attempt used, pinned if it misses
+	hints  [maxPrefetch]uint64 // the latest Prefetch hints (a ring)
+	nhints int
 	seen0  [8]*cbuf
 }
 
