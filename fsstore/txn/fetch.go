@@ -16,8 +16,10 @@ import (
 // missing blocks (and the blocks the attempt had used, if they were evicted
 // meanwhile) are read into the cache without the lock and pinned there, and
 // the function runs again. Pins last until the Update or View returns, so
-// every retry finds at least the blocks fetched for it and the number of
-// attempts is bounded by the number of blocks the function reads.
+// a retry finds every block fetched or used before it, and misses only
+// blocks that no earlier attempt of the call reached (unless other updates
+// changed the tree meanwhile): the call makes progress however small the
+// cache and however many calls miss at once.
 
 // errMiss is what Tx.Read, Tx.Modify and the allocation calls return once
 // the transaction has missed the cache; Update and View retry the function
@@ -40,7 +42,7 @@ type retry struct {
 	want   []uint64         // blocks to read before the next attempt
 	queued map[uint64]bool  // dedups want
 	pinned []*cbuf          // unpinned when the call returns
-	pinSet map[*cbuf]bool   // the blocks of pinned, so a block is pinned once per retry pass
+	pinSet map[*cbuf]bool   // the blocks in pinned: a used block is pinned once per call
 	errs   map[uint64]error // blocks that could not be read: the next attempt sees the error
 }
 
@@ -100,6 +102,9 @@ func (tx *Tx) prepareRetryLocked() {
 	}
 }
 
+// fetchParallel bounds the concurrent reads of one fetch.
+const fetchParallel = 16
+
 // fetch reads the blocks r wants into the cache, pinned, without the
 // metadata lock. A block that cannot be read is remembered with its error.
 func (m *Manager) fetch(r *retry) {
@@ -111,10 +116,13 @@ func (m *Manager) fetch(r *retry) {
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, fetchParallel)
 	for _, blk := range want {
+		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-sem }()
 			m.fetchOne(r, blk, &mu)
 		}()
 	}
