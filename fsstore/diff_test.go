@@ -84,6 +84,7 @@ type differ struct {
 	maxNames, maxSize int64
 	freeAtStart       uint64
 	checkEvery        int
+	cache             int // Options.CacheBlocks (0: the default)
 	recent            []string
 
 	stale                   bool
@@ -159,7 +160,10 @@ func newDiffer(t *testing.T, seed uint64) *differ {
 		t.Fatal(err)
 	}
 	d := &differ{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		disk: disk, osRoot: osRoot, root: os.Geteuid() == 0, stale: true, stats: map[string]int{}}
+		disk: disk, osRoot: osRoot, root: os.Geteuid() == 0, stale: true, stats: map[string]int{},
+		// A small metadata cache (HANFS_DIFF_CACHE blocks) makes most calls
+		// miss and run again.
+		cache: envInt(t, "HANFS_DIFF_CACHE", 0)}
 	d.open()
 	d.freeAtStart = d.s.StatFS().FreeBlocks
 	d.checkEvery = envInt(t, "HANFS_DIFF_CHECK_EVERY", diffCheckEvery)
@@ -172,7 +176,7 @@ func newDiffer(t *testing.T, seed uint64) *differ {
 }
 
 func (d *differ) open() {
-	s, err := fsstore.Open(d.disk, fsstore.Options{Logger: slog.New(slog.DiscardHandler)})
+	s, err := fsstore.Open(d.disk, fsstore.Options{Logger: slog.New(slog.DiscardHandler), CacheBlocks: d.cache})
 	if err != nil {
 		d.fail("open store: %v", err)
 	}

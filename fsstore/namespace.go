@@ -462,6 +462,7 @@ func (s *Store) remove(op *Op, dir Ino, name string, isDir bool) error {
 		}
 		retry := false
 		err := s.update(func(t *stx) error {
+			retry = false
 			if err := checkName(name); err != nil {
 				return err
 			}
@@ -624,9 +625,7 @@ func (s *Store) Rename(op *Op, odir Ino, oname string, ndir Ino, nname string) e
 		retry := false
 		err := s.update(func(t *stx) error {
 			err := t.rename(op, odir, oname, ndir, nname, target, tok)
-			if err == errRetry {
-				retry = true
-			}
+			retry = err == errRetry
 			return err
 		})
 		if unlock != nil {
@@ -815,9 +814,12 @@ func (s *Store) Path(ino Ino) ([]string, error) {
 
 // ReadDir calls fn for the entries of dir after cookie (0: from the start), in
 // an order that is stable while the directory is unchanged, until fn returns
-// false. "." and ".." are not included.
+// false. "." and ".." are not included. fn sees each entry once: if the view
+// runs again after a cache miss, it resumes after the last entry fn saw.
 func (s *Store) ReadDir(c *Cred, dir Ino, cookie uint64, fn func(DirEntry) bool) error {
+	resume := cookie // the cookie of the last entry fn saw
 	return s.view(func(t *stx) error {
+		from := resume
 		d, err := t.dir(dir)
 		if err != nil {
 			return err
@@ -825,7 +827,7 @@ func (s *Store) ReadDir(c *Cred, dir Ino, cookie uint64, fn func(DirEntry) bool)
 		if err := checkAccess(c, dir, d, AccessRead); err != nil {
 			return err
 		}
-		startHash, skip := cookie>>8, cookie&0xff
+		startHash, skip := from>>8, from&0xff
 		return btree.Scan(t.tx, t.info.root, direntKey(dir, startHash), func(k btree.Key, v []byte) (bool, error) {
 			if k.Obj != uint64(dir) || k.Type != itemDirent {
 				return false, nil
@@ -835,10 +837,13 @@ func (s *Store) ReadDir(c *Cred, dir Ino, cookie uint64, fn func(DirEntry) bool)
 				return false, fmt.Errorf("directory %d: %w", dir, err)
 			}
 			for i, e := range es {
-				if k.Off == startHash && cookie != 0 && uint64(i) < skip {
+				if k.Off == startHash && from != 0 && uint64(i) < skip {
 					continue
 				}
-				if !fn(DirEntry{Name: e.name, Ino: Ino(e.ino), Type: uint32(e.typ) << 12, Cookie: k.Off<<8 | uint64(i+1)}) {
+				next := k.Off<<8 | uint64(i+1)
+				more := fn(DirEntry{Name: e.name, Ino: Ino(e.ino), Type: uint32(e.typ) << 12, Cookie: next})
+				resume = next
+				if !more {
 					return false, nil
 				}
 			}

@@ -64,6 +64,7 @@ func (t *stx) reap(ino Ino) error {
 func (s *Store) reapOrphans() error {
 	var orphans []Ino
 	err := s.view(func(t *stx) error {
+		orphans = orphans[:0] // the view may run more than once
 		return btree.Scan(t.tx, t.info.root, orphanKey(0), func(k btree.Key, _ []byte) (bool, error) {
 			if k.Obj != 0 || k.Type != itemOrphan {
 				return false, nil

@@ -30,6 +30,7 @@ func (s *Store) LookupRecord(key [16]byte) ([]byte, bool, error) {
 	var out []byte
 	var ok bool
 	err := s.view(func(t *stx) error {
+		out, ok = nil, false
 		v, found, err := t.get(recordKey(key))
 		if err != nil || !found {
 			return err
@@ -57,6 +58,7 @@ func (s *Store) DeleteRecord(key [16]byte) error {
 func (s *Store) ExpireRecords(cutoff int64, max int) (int, error) {
 	var old []btree.Key
 	err := s.view(func(t *stx) error {
+		old = old[:0] // the view may run more than once
 		return btree.Scan(t.tx, t.info.root, btree.Key{Obj: recObj, Type: itemRecord}, func(k btree.Key, v []byte) (bool, error) {
 			if k.Obj != recObj || k.Type != itemRecord {
 				return false, nil

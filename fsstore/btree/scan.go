@@ -6,7 +6,7 @@ package btree
 // the call.
 func Scan(p Pager, root uint64, from Key, fn func(k Key, v []byte) (bool, error)) error {
 	var path treePath
-	blk, b, err := scanDescend(p, root, from, &path)
+	blk, b, err := scanDescend(p, root, from, &path, false)
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func Scan(p Pager, root uint64, from Key, fn func(k Key, v []byte) (bool, error)
 // valid during the call.
 func ScanBack(p Pager, root uint64, from Key, fn func(k Key, v []byte) (bool, error)) error {
 	var path treePath
-	blk, b, err := scanDescend(p, root, from, &path)
+	blk, b, err := scanDescend(p, root, from, &path, true)
 	if err != nil {
 		return err
 	}
@@ -59,9 +59,40 @@ func ScanBack(p Pager, root uint64, from Key, fn func(k Key, v []byte) (bool, er
 	}
 }
 
+// Prefetcher is an optional interface of a Pager: Prefetch hints that block
+// blk will probably be read soon, so that a pager that reads blocks on demand
+// can read it together with the block it needs.
+type Prefetcher interface {
+	Prefetch(blk uint64)
+}
+
+// scanAhead is how many leaves past the current one a scan hints.
+const scanAhead = 16
+
+// hintLeaves hints the children after child i (before it, if back) of the
+// level-1 node b, which a scan will read next.
+func hintLeaves(p Pager, b []byte, i int, back bool) {
+	pf, ok := p.(Prefetcher)
+	if !ok {
+		return
+	}
+	n := nodeCount(b)
+	for k := 1; k <= scanAhead; k++ {
+		j := i + k
+		if back {
+			j = i - k
+		}
+		if j < 0 || j >= n {
+			return
+		}
+		pf.Prefetch(branchChild(b, j))
+	}
+}
+
 // scanDescend walks from root to the leaf that may hold k, recording the
-// internal nodes in path, and returns the leaf.
-func scanDescend(p Pager, root uint64, k Key, path *treePath) (uint64, []byte, error) {
+// internal nodes in path, and returns the leaf. It hints the leaves a scan
+// in the direction back says will read next.
+func scanDescend(p Pager, root uint64, k Key, path *treePath, back bool) (uint64, []byte, error) {
 	path.n = 0
 	blk, want := root, -1
 	for {
@@ -75,6 +106,9 @@ func scanDescend(p Pager, root uint64, k Key, path *treePath) (uint64, []byte, e
 		}
 		i := branchSearch(b, n, k)
 		path.push(blk, lvl, i)
+		if lvl == 1 {
+			hintLeaves(p, b, i, back)
+		}
 		blk, want = branchChild(b, i), lvl-1
 	}
 }
@@ -107,6 +141,9 @@ func stepLeaf(p Pager, path *treePath, back bool) (uint64, []byte, error) {
 	// Go down the leftmost (rightmost) edge of the next subtree.
 	pe := path.e[path.n-1]
 	blk, lvl := branchChild(b, pe.idx), pe.lvl-1
+	if pe.lvl == 1 {
+		hintLeaves(p, b, pe.idx, back)
+	}
 	for {
 		b, err := readNode(p, blk, lvl, false)
 		if err != nil {
@@ -120,6 +157,9 @@ func stepLeaf(p Pager, path *treePath, back bool) (uint64, []byte, error) {
 			i = nodeCount(b) - 1
 		}
 		path.push(blk, lvl, i)
+		if lvl == 1 {
+			hintLeaves(p, b, i, back)
+		}
 		blk, lvl = branchChild(b, i), lvl-1
 	}
 }

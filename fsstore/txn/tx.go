@@ -21,6 +21,14 @@ type Tx struct {
 	frees    []run // runs freed by this tx (released after the commit)
 	sums     []journal.DataSum
 	await    bool // the caller writes data after Update (AwaitData)
+
+	r      *retry              // the state of the Update or View call across attempts
+	id     uint64              // numbers this attempt for cbuf.stamp (0 until the first access)
+	missed bool                // a block was not cached: the attempt is void and runs again
+	seen   []*cbuf             // the blocks this attempt used, pinned if it misses
+	hints  [maxPrefetch]uint64 // the latest Prefetch hints (a ring)
+	nhints int
+	seen0  [8]*cbuf
 }
 
 type run struct{ start, n uint64 }
@@ -63,12 +71,29 @@ func (c *Commit) Wait() error {
 // Update runs fn under the exclusive metadata lock. If fn fails, every change
 // it made is undone and its error returned. Otherwise the changes join the
 // running group; the returned Commit says when they are durable.
+//
+// If fn needs a metadata block that is not cached, its attempt is undone, the
+// lock released while the block is read, and fn run again: fn must have no
+// effect outside the transaction that it cannot repeat.
 func (m *Manager) Update(fn func(tx *Tx) error) (*Commit, error) {
+	r := &retry{}
+	defer m.unpin(r)
+	for {
+		c, again, err := m.tryUpdate(fn, r)
+		if !again {
+			return c, err
+		}
+		m.fetch(r)
+	}
+}
+
+// tryUpdate is one attempt of Update; again reports a cache miss.
+func (m *Manager) tryUpdate(fn func(tx *Tx) error, r *retry) (c *Commit, again bool, err error) {
 	for {
 		m.mu.Lock()
 		if m.running == nil {
 			m.mu.Unlock()
-			return nil, ErrClosed
+			return nil, false, ErrClosed
 		}
 		if len(m.running.dirty) < m.softMax {
 			break
@@ -80,36 +105,71 @@ func (m *Manager) Update(fn func(tx *Tx) error) (*Commit, error) {
 	}
 	defer m.mu.Unlock()
 	if err := m.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	tx := &Tx{m: m, g: m.running, touched: make(map[uint64]struct{})}
-	if err := fn(tx); err != nil {
+	tx := m.newTx(r, m.running, false)
+	err = fn(tx)
+	if tx.missed {
 		tx.rollback()
-		return nil, err
+		tx.prepareRetryLocked()
+		return nil, true, nil
+	}
+	if err != nil {
+		tx.rollback()
+		return nil, false, err
 	}
 	if len(tx.touched) == 0 && len(tx.frees) == 0 {
 		// Nothing changed, but fn may have seen changes that are not durable
 		// yet: wait for the newest group, running or committing.
-		return &Commit{g: m.newestGroupLocked()}, nil
+		return &Commit{g: m.newestGroupLocked()}, false, nil
 	}
 	tx.finish()
-	c := &Commit{g: tx.g}
+	c = &Commit{g: tx.g}
 	if tx.await {
 		tx.g.pending.Add(1)
 		c.await = true
 	}
 	m.kickNow()
-	return c, nil
+	return c, false, nil
 }
 
-// View runs fn under the shared metadata lock; fn may only read.
+func (m *Manager) newTx(r *retry, g *group, readOnly bool) *Tx {
+	tx := &Tx{m: m, g: g, readOnly: readOnly, r: r}
+	if !readOnly {
+		tx.touched = make(map[uint64]struct{})
+	}
+	tx.seen = tx.seen0[:0]
+	return tx
+}
+
+// View runs fn under the shared metadata lock; fn may only read. Like
+// Update's, fn runs again if it needs a block that is not cached.
 func (m *Manager) View(fn func(tx *Tx) error) error {
+	r := &retry{}
+	defer m.unpin(r)
+	for {
+		again, err := m.tryView(fn, r)
+		if !again {
+			return err
+		}
+		m.fetch(r)
+	}
+}
+
+// tryView is one attempt of View; again reports a cache miss.
+func (m *Manager) tryView(fn func(tx *Tx) error, r *retry) (again bool, err error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.running == nil {
-		return ErrClosed
+		return false, ErrClosed
 	}
-	return fn(&Tx{m: m, readOnly: true})
+	tx := m.newTx(r, nil, true)
+	err = fn(tx)
+	if tx.missed {
+		tx.prepareRetryLocked()
+		return true, nil
+	}
+	return false, err
 }
 
 // Sync waits until every update that has returned is durable.
@@ -137,7 +197,7 @@ func (m *Manager) kickNow() {
 
 // Read returns the contents of metadata block blk. Do not modify them.
 func (tx *Tx) Read(blk uint64) ([]byte, error) {
-	c, err := tx.m.getBuf(blk)
+	c, err := tx.getBuf(blk)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +210,7 @@ func (tx *Tx) Modify(blk uint64) ([]byte, error) {
 	if tx.readOnly {
 		return nil, ErrReadOnly
 	}
-	c, err := tx.m.getBuf(blk)
+	c, err := tx.getBuf(blk)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +235,9 @@ func (tx *Tx) track(c *cbuf, fresh bool) error {
 	tx.undo = append(tx.undo, u)
 	tx.touched[c.blk] = struct{}{}
 	if !c.dirty {
+		tx.m.cmu.Lock() // evictLocked reads dirty without mu
 		c.dirty = true
+		tx.m.cmu.Unlock()
 		tx.g.dirty[c.blk] = c
 	}
 	return nil
@@ -218,6 +280,9 @@ func (tx *Tx) AllocRun(n, hint uint64) (Run, error) {
 	if tx.readOnly {
 		return Run{}, ErrReadOnly
 	}
+	if tx.missed {
+		return Run{}, errMiss
+	}
 	m := tx.m
 	m.cmu.Lock()
 	r, ok := m.alloc.find(n, hint, func(b uint64) bool { _, busy := m.ckpt[b]; return busy })
@@ -237,6 +302,9 @@ func (tx *Tx) AllocRun(n, hint uint64) (Run, error) {
 func (tx *Tx) FreeRun(start, n uint64) error {
 	if tx.readOnly {
 		return ErrReadOnly
+	}
+	if tx.missed {
+		return errMiss
 	}
 	r := run{start, n}
 	if err := tx.m.alloc.checkAllocated(r); err != nil {
@@ -311,21 +379,26 @@ func (tx *Tx) setBitmap(r run, v bool) error {
 	return nil
 }
 
+// rollback undoes the changes of a failed attempt: block contents, the dirty
+// state of the blocks in the running group, blocks allocated (Alloc,
+// AllocRun) in memory and in the cache. Bitmap changes (AllocRun, FreeRun,
+// Claim) are block contents; frees only reach the allocator at finish.
 func (tx *Tx) rollback() {
 	m := tx.m
 	for i := len(tx.undo) - 1; i >= 0; i-- {
 		u := tx.undo[i]
-		if u.prev == nil {
-			m.cmu.Lock()
-			m.dropLocked(u.c.blk)
-			m.cmu.Unlock()
-		} else {
+		if u.prev != nil {
 			copy(u.c.data, u.prev)
+		}
+		m.cmu.Lock()
+		if u.prev == nil {
+			m.dropLocked(u.c.blk)
 		}
 		if !u.wasDirty {
 			u.c.dirty = false
 			delete(tx.g.dirty, u.c.blk)
 		}
+		m.cmu.Unlock()
 	}
 	for _, r := range tx.allocs {
 		m.alloc.set(r.start, r.n, false)

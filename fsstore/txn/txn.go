@@ -6,8 +6,12 @@
 // changes joins the running group, and if the function fails, its changes are
 // rolled back. Update returns a Commit to wait on after the lock is released,
 // so concurrent updates share one journal write and one flush (group commit).
-// Disk reads of uncached metadata happen under the metadata lock; file data
-// I/O and journal flushes never do.
+// No disk I/O happens under the metadata lock: an Update or View that needs
+// an uncached metadata block gives up the lock (Update rolling back what it
+// changed), reads the block into the cache, pinned, and runs its function
+// again (see fetch.go). The function must therefore have no effect outside
+// the transaction that it cannot repeat. File data I/O and journal flushes
+// are never done under the lock either.
 //
 // Safety rules kept here:
 //   - a block freed by a transaction is not reused before that transaction is
@@ -56,7 +60,9 @@ type cbuf struct {
 	blk   uint64
 	data  []byte
 	elem  *list.Element
-	dirty bool // part of the running group
+	dirty bool   // part of the running group; written under mu and cmu
+	pins  int    // retrying calls that need the block: not evicted; guarded by cmu
+	stamp uint64 // the last Tx that recorded it in Tx.seen; guarded by cmu
 }
 
 type ckptEntry struct {
@@ -86,6 +92,9 @@ type Stats struct {
 	// DataSums counts data checksums committed; Settles counts in-place
 	// data writes that had to wait for a later commit first.
 	DataSums, Settles uint64
+	// MetaReads counts metadata blocks read from the disk, Retries the
+	// attempts of Update and View that missed the cache and ran again.
+	MetaReads, Retries uint64
 }
 
 // Manager owns the metadata of one open store.
@@ -108,11 +117,13 @@ type Manager struct {
 	exposed *group
 	alloc   *allocator // guarded by mu
 
-	cmu   sync.Mutex // guards cache, lru, ckpt, stats
-	cache map[uint64]*cbuf
-	lru   list.List
-	ckpt  map[uint64]*ckptEntry
-	stats Stats
+	cmu      sync.Mutex // guards cache, lru, ckpt, inflight, stats, txSeq
+	cache    map[uint64]*cbuf
+	lru      list.List
+	ckpt     map[uint64]*ckptEntry
+	inflight map[uint64]*fetchState // blocks being read from the disk
+	stats    Stats
+	txSeq    uint64 // numbers Tx attempts, for cbuf.stamp
 
 	fmu    sync.Mutex
 	failed error
@@ -140,7 +151,8 @@ func Open(d shareddisk.Disk, lay shareddisk.Layout, opt Options) (*Manager, erro
 	m := &Manager{
 		d: d, lay: lay, log: lg, opt: opt, logr: opt.Logger,
 		cache: make(map[uint64]*cbuf), ckpt: make(map[uint64]*ckptEntry),
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
+		inflight: make(map[uint64]*fetchState),
+		kick:     make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	capBlocks := int(lg.Capacity())
 	m.hardMax = capBlocks/2 - capBlocks/journal.HomesPerDesc - 2
@@ -353,44 +365,54 @@ func (m *Manager) ReadData(p []byte, off int64) error {
 	return nil
 }
 
-// getBuf returns the cached buffer of blk, loading it if needed. The caller
-// holds mu in either mode.
-func (m *Manager) getBuf(blk uint64) (*cbuf, error) {
+// getBuf returns the cached buffer of blk for tx, copying it from the
+// checkpoint map if needed. It never reads the disk: a block that must come
+// from the disk is a miss (errMiss), and so is every access after one. The
+// caller holds mu in either mode.
+func (tx *Tx) getBuf(blk uint64) (*cbuf, error) {
+	m := tx.m
 	if blk < m.lay.FSInfo || blk >= m.lay.TotalBlocks {
 		return nil, fmt.Errorf("metadata block %d outside the disk's metadata area", blk)
 	}
-	m.cmu.Lock()
-	if c, ok := m.cache[blk]; ok {
-		m.lru.MoveToFront(c.elem)
-		m.stats.CacheHits++
-		m.cmu.Unlock()
-		return c, nil
-	}
-	m.stats.CacheMisses++
-	var data []byte
-	if e, ok := m.ckpt[blk]; ok && !e.freed {
-		data = shareddisk.AlignedBuf(block.Size)
-		copy(data, e.img)
-	}
-	m.cmu.Unlock()
-	if data == nil {
-		data = shareddisk.AlignedBuf(block.Size)
-		if _, err := m.d.ReadAt(data, int64(blk)*block.Size); err != nil {
-			return nil, fmt.Errorf("read metadata block %d: %w", blk, err)
-		}
-		if err := block.Verify(data, blk, block.TypeFree); err != nil {
-			return nil, fmt.Errorf("%s: metadata: %w", m.d.Name(), err)
-		}
+	if tx.missed {
+		tx.noteMiss(blk)
+		return nil, fmt.Errorf("block %d: %w", blk, errMiss)
 	}
 	m.cmu.Lock()
 	defer m.cmu.Unlock()
-	if c, ok := m.cache[blk]; ok {
-		return c, nil
+	c, ok := m.cache[blk]
+	if ok {
+		m.lru.MoveToFront(c.elem)
+		m.stats.CacheHits++
+	} else {
+		m.stats.CacheMisses++
+		data := m.ckptCopyLocked(blk)
+		if data == nil {
+			if err, ok := tx.r.errs[blk]; ok {
+				return nil, err
+			}
+			tx.noteMiss(blk)
+			return nil, fmt.Errorf("block %d: %w", blk, errMiss)
+		}
+		c = m.insertLocked(blk, data)
 	}
-	return m.insertLocked(blk, data), nil
+	if tx.id == 0 {
+		m.txSeq++
+		tx.id = m.txSeq
+	}
+	if c.stamp != tx.id {
+		c.stamp = tx.id
+		tx.seen = append(tx.seen, c)
+	}
+	return c, nil
 }
 
+// insertLocked caches data as blk's contents. A read of blk from the disk
+// still in flight is no longer current. The caller holds cmu.
 func (m *Manager) insertLocked(blk uint64, data []byte) *cbuf {
+	if f, ok := m.inflight[blk]; ok {
+		f.stale = true
+	}
 	c := &cbuf{blk: blk, data: data}
 	c.elem = m.lru.PushFront(c)
 	m.cache[blk] = c
@@ -398,13 +420,14 @@ func (m *Manager) insertLocked(blk uint64, data []byte) *cbuf {
 	return c
 }
 
-// evictLocked drops least recently used clean blocks over the cache size.
+// evictLocked drops least recently used clean, unpinned blocks over the
+// cache size.
 func (m *Manager) evictLocked() {
 	over := len(m.cache) - m.opt.CacheBlocks
 	for e := m.lru.Back(); e != nil && over > 0 && e != m.lru.Front(); {
 		prev := e.Prev()
 		c := e.Value.(*cbuf)
-		if !c.dirty {
+		if !c.dirty && c.pins == 0 {
 			m.lru.Remove(e)
 			delete(m.cache, c.blk)
 			over--
@@ -414,6 +437,9 @@ func (m *Manager) evictLocked() {
 }
 
 func (m *Manager) dropLocked(blk uint64) {
+	if f, ok := m.inflight[blk]; ok {
+		f.stale = true
+	}
 	if c, ok := m.cache[blk]; ok {
 		m.lru.Remove(c.elem)
 		delete(m.cache, blk)
