@@ -202,6 +202,9 @@ func (s *Store) Read(c *Cred, ino Ino, p []byte, off int64) (n int, eof bool, er
 	if uint64(off) >= size {
 		return 0, true, nil
 	}
+	if len(p) == 0 {
+		return 0, false, nil // no segments were mapped
+	}
 	n = int(min(uint64(len(p)), size-uint64(off)))
 	fb0 := uint64(off) / bs
 	span := int((segs[len(segs)-1].fb + segs[len(segs)-1].n - fb0) * bs)
