@@ -28,6 +28,10 @@ type request struct {
 	// with the effect, and the outcome recorded by an earlier execution.
 	record  *fsstore.Record
 	outcome *outcome
+	// reply, when set, is the whole reply, built by READ in a pooled
+	// buffer that release gives back once the reply is sent.
+	reply   []byte
+	release func()
 }
 
 // nonIdempotent lists the procedures covered by the duplicate-request cache.
@@ -36,21 +40,22 @@ var nonIdempotent = [numProcs]bool{
 	procRemove: true, procRmdir: true, procRename: true, procLink: true,
 }
 
-func (c *conn) nfsCall(call *rpcwire.Call, rec []byte) []byte {
+// nfsCall runs an NFS call. A non-nil release must be called once the reply
+// is written or dropped: the reply is in a pooled buffer.
+func (c *conn) nfsCall(call *rpcwire.Call, rec []byte) (reply []byte, release func()) {
 	s := c.s
 	if call.Proc >= numProcs {
 		s.m.rejects.WithLabelValues("proc_unavail").Inc()
-		return rpcwire.AcceptedReply(call.XID, rpcwire.ProcUnavail, nil)
+		return rpcwire.AcceptedReply(call.XID, rpcwire.ProcUnavail, nil), nil
 	}
 	raw, ok := credOf(call)
 	if !ok {
 		s.m.rejects.WithLabelValues("auth_flavor").Inc()
-		return rpcwire.DeniedAuth(call.XID, rpcwire.AuthTooWeak)
+		return rpcwire.DeniedAuth(call.XID, rpcwire.AuthTooWeak), nil
 	}
 	start := time.Now()
 	r := &request{c: c, s: s, call: call, rec: rec, d: rpcwire.NewDecoder(call.Args), raw: raw, cred: raw,
 		e: newReplyEncoder(call.XID)}
-	var reply []byte
 	var st nfsstat
 	if nonIdempotent[call.Proc] && !faultNoDRC {
 		reply, st = r.withDRC()
@@ -58,7 +63,7 @@ func (c *conn) nfsCall(call *rpcwire.Call, rec []byte) []byte {
 		reply, st = r.run()
 	}
 	s.m.observe(call.Proc, st, time.Since(start))
-	return reply
+	return reply, r.release
 }
 
 // run executes the procedure and returns the reply.
@@ -107,6 +112,9 @@ func (r *request) run() ([]byte, nfsstat) {
 	if st == statGarbage {
 		r.s.m.rejects.WithLabelValues("garbage_args").Inc()
 		return rpcwire.AcceptedReply(r.call.XID, rpcwire.GarbageArgs, nil), st
+	}
+	if r.reply != nil {
+		return r.reply, st
 	}
 	return r.e.Bytes(), st
 }
