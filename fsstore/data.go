@@ -206,6 +206,7 @@ func (s *Store) Read(c *Cred, ino Ino, p []byte, off int64) (n int, eof bool, er
 		return 0, false, nil // no segments were mapped
 	}
 	n = int(min(uint64(len(p)), size-uint64(off)))
+	s.readAhead(ino, uint64(off), uint64(off)+uint64(n), size)
 	fb0 := uint64(off) / bs
 	span := int((segs[len(segs)-1].fb + segs[len(segs)-1].n - fb0) * bs)
 	// An aligned request with room for whole blocks is read in place.

@@ -44,6 +44,12 @@ type Options struct {
 	// WriteGate, when set, is called before every disk write and flush; an
 	// error stops the manager (used for fencing: no lease, no writes).
 	WriteGate func() error
+	// DataCacheBytes bounds the cache of file data read ahead (datacache.go);
+	// 0 disables it. Only the holder of the write lease may open a Manager
+	// with one.
+	DataCacheBytes int64
+	// DataCacheCounters, when set, receive the data cache's counts.
+	DataCacheCounters *DataCacheCounters
 }
 
 type cbuf struct {
@@ -100,6 +106,8 @@ type Manager struct {
 	fmu    sync.Mutex
 	failed error
 
+	dc *dataCache // file data read ahead; nil when disabled
+
 	closeOnce sync.Once
 	kick      chan struct{}
 	quit      chan struct{}
@@ -116,6 +124,10 @@ func Open(d shareddisk.Disk, lay shareddisk.Layout, opt Options) (*Manager, erro
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	dc, err := dataCacheOption(d, opt)
+	if err != nil {
+		return nil, err
+	}
 	lg, err := journal.Open(d, lay.JournalStart, lay.JournalBlocks)
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
@@ -124,6 +136,7 @@ func Open(d shareddisk.Disk, lay shareddisk.Layout, opt Options) (*Manager, erro
 		d: d, lay: lay, log: lg, opt: opt, logr: opt.Logger,
 		cache: make(map[uint64]*cbuf), ckpt: make(map[uint64]*ckptEntry),
 		kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
+		dc: dc,
 	}
 	capBlocks := int(lg.Capacity())
 	m.hardMax = capBlocks/2 - capBlocks/journal.HomesPerDesc - 2
@@ -234,6 +247,7 @@ func (m *Manager) Disk() shareddisk.Disk { return m.d }
 // lock. The caller must own the blocks (allocated in a transaction it runs, or
 // part of a file it has locked).
 func (m *Manager) WriteData(p []byte, off int64) error {
+	defer m.dc.invalidate(off, len(p)) // after the disk write: see datacache.go
 	if err := m.Err(); err != nil {
 		return err
 	}
@@ -249,8 +263,12 @@ func (m *Manager) WriteData(p []byte, off int64) error {
 	return nil
 }
 
-// ReadData reads file data straight from the disk.
+// ReadData reads file data straight from the disk, or from the data cache
+// when a read ahead holds it.
 func (m *Manager) ReadData(p []byte, off int64) error {
+	if m.dc.read(p, off) {
+		return nil
+	}
 	if _, err := m.d.ReadAt(p, off); err != nil {
 		return fmt.Errorf("read data at block %d: %w", off/block.Size, err)
 	}
