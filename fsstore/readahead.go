@@ -28,6 +28,10 @@ type raFile struct {
 	ahead uint64 // the end of the range already asked ahead
 }
 
+// ReadCacheBytes returns the memory the read-ahead cache holds or is
+// reading into.
+func (s *Store) ReadCacheBytes() int64 { return s.m.DataCacheBytes() }
+
 // readCacheOptions returns the data cache options of the Manager that Open
 // starts for opt.
 func readCacheOptions(opt Options, to *txn.Options) {
