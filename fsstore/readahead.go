@@ -97,3 +97,74 @@ func (s *Store) readAhead(ino Ino, off, end, size uint64) {
 		}
 	}
 }
+
+// dataRefs collects the pieces of a read that the read-ahead cache holds.
+type dataRefs struct {
+	pieces  []refPiece
+	release []func()
+}
+
+// refPiece is a cached piece of a read: bytes [at, at+n) of the read, as
+// slices of the cache's buffers.
+type refPiece struct {
+	at, n int
+	bufs  [][]byte
+}
+
+// take references the n bytes at disk offset off, at byte at of the read,
+// if the cache holds them all.
+func (r *dataRefs) take(m *txn.Manager, at int, off int64, n int) bool {
+	if r == nil {
+		return false
+	}
+	bufs, release, ok := m.ReadDataRefs(off, n)
+	if !ok {
+		return false
+	}
+	r.pieces = append(r.pieces, refPiece{at: at, n: n, bufs: bufs})
+	r.release = append(r.release, release)
+	return true
+}
+
+func (r *dataRefs) done() {
+	for _, rel := range r.release {
+		rel()
+	}
+	r.release = nil
+}
+
+// ReadRefs reads like Read, but the blocks that the read-ahead cache holds
+// are not copied into p: the data read is the concatenation of bufs (n
+// bytes in all), slices of p and of the cache's buffers. Callers that send
+// the data on (NFS READ) save a copy. bufs must not be written, and must not
+// be used after release, which must be called (also after an error).
+func (s *Store) ReadRefs(c *Cred, ino Ino, p []byte, off int64) (bufs [][]byte, n int, eof bool, release func(), err error) {
+	var refs dataRefs
+	release = refs.done
+	n, eof, err = s.read(c, ino, p, off, &refs)
+	if err != nil || n == 0 {
+		return nil, n, eof, release, err
+	}
+	if len(refs.pieces) == 0 {
+		return [][]byte{p[:n]}, n, eof, release, nil
+	}
+	// The read was direct (aligned, in place): p holds what is not cached.
+	cur := 0
+	add := func(b []byte) {
+		if left := n - cur; left > 0 && len(b) > 0 {
+			b = b[:min(len(b), left)]
+			bufs = append(bufs, b)
+			cur += len(b)
+		}
+	}
+	for _, pc := range refs.pieces {
+		if pc.at > cur {
+			add(p[cur:pc.at])
+		}
+		for _, b := range pc.bufs {
+			add(b)
+		}
+	}
+	add(p[cur:n])
+	return bufs, n, eof, release, nil
+}

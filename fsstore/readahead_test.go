@@ -382,3 +382,69 @@ func TestReadCacheConcurrentWrites(t *testing.T) {
 	}
 	checkBytes(t, "after concurrent writes", readSeq(t, s, a.Ino, size), want)
 }
+
+// TestReadRefs checks that ReadRefs returns the same bytes as Read, for
+// reads that are cached, partly cached, in holes and past the end of file,
+// and that the cache's buffers stay intact while referenced even if the
+// blocks are overwritten meanwhile.
+func TestReadRefs(t *testing.T) {
+	var cnt txn.DataCacheCounters
+	d := shareddisk.NewMem(128 << 20)
+	if _, err := Format(d, FormatOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s := openCached(t, d, &cnt)
+	defer s.Close()
+	const size = 6<<20 + 100
+	a, err := s.Create(nil, RootIno, "a", 0o644, CreateGuarded, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filled(1, 0, size)
+	clear(want[3<<20 : 3<<20+8192]) // a hole
+	if _, err := s.Write(nil, a.Ino, want[:3<<20], 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(nil, a.Ino, want[3<<20+8192:], 3<<20+8192); err != nil {
+		t.Fatal(err)
+	}
+	readSeq(t, s, a.Ino, size) // read ahead from 2 MiB on
+	if cnt.Hits.Load() == 0 {
+		t.Fatal("no read-ahead hit: the test tests nothing")
+	}
+	for _, c := range []struct{ off, n int }{
+		{0, 1 << 20}, {1 << 20, 2 << 20}, {2 << 20, 1 << 20}, {3<<20 - 4096, 1 << 20},
+		{3 << 20, 8192}, {5 << 20, 2 << 20}, {6 << 20, 4096}, {size, 4096}, {2<<20 + 4096, 4096},
+	} {
+		p := shareddisk.AlignedBuf(c.n)
+		bufs, n, eof, release, err := s.ReadRefs(nil, a.Ino, p, int64(c.off))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for _, b := range bufs {
+			got = append(got, b...)
+		}
+		if len(got) != n {
+			t.Fatalf("off %d: %d bytes in bufs, n %d", c.off, len(got), n)
+		}
+		end := min(c.off+c.n, size)
+		checkBytes(t, fmt.Sprintf("off %d", c.off), got, want[min(c.off, size):end])
+		if eof != (end == size) {
+			t.Fatalf("off %d: eof %v", c.off, eof)
+		}
+		// Overwrite while referenced: the referenced bytes do not change.
+		if c.off < size {
+			if _, err := s.Write(nil, a.Ino, filled(9, c.off, 4096)[:min(4096, size-c.off)], int64(c.off)); err != nil {
+				t.Fatal(err)
+			}
+			var again []byte
+			for _, b := range bufs {
+				again = append(again, b...)
+			}
+			checkBytes(t, fmt.Sprintf("off %d, referenced", c.off), again, got)
+			copy(want[c.off:], filled(9, c.off, 4096)[:min(4096, size-c.off)])
+		}
+		release()
+	}
+}

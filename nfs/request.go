@@ -28,9 +28,11 @@ type request struct {
 	// with the effect, and the outcome recorded by an earlier execution.
 	record  *fsstore.Record
 	outcome *outcome
-	// reply, when set, is the whole reply, built by READ in a pooled
-	// buffer that release gives back once the reply is sent.
+	// reply, when set, is the reply, built by READ in a pooled buffer that
+	// release gives back once the reply is sent; tail, if any, is sent
+	// after it (the data, from the store's read-ahead cache).
 	reply   []byte
+	tail    [][]byte
 	release func()
 }
 
@@ -40,9 +42,9 @@ var nonIdempotent = [numProcs]bool{
 	procRemove: true, procRmdir: true, procRename: true, procLink: true,
 }
 
-// nfsCall runs an NFS call. A non-nil release must be called once the reply
-// is written or dropped: the reply is in a pooled buffer.
-func (c *conn) nfsCall(call *rpcwire.Call, rec []byte) (reply []byte, release func()) {
+// nfsCall runs an NFS call. A non-nil out says the reply goes on with
+// out.tail, and out.release must be called once it is written or dropped.
+func (c *conn) nfsCall(call *rpcwire.Call, rec []byte) (reply []byte, out *pooled) {
 	s := c.s
 	if call.Proc >= numProcs {
 		s.m.rejects.WithLabelValues("proc_unavail").Inc()
@@ -63,7 +65,10 @@ func (c *conn) nfsCall(call *rpcwire.Call, rec []byte) (reply []byte, release fu
 		reply, st = r.run()
 	}
 	s.m.observe(call.Proc, st, time.Since(start))
-	return reply, r.release
+	if r.release != nil {
+		out = &pooled{tail: r.tail, release: r.release}
+	}
+	return reply, out
 }
 
 // run executes the procedure and returns the reply.

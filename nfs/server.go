@@ -320,26 +320,46 @@ func (c *conn) serve() {
 				<-c.sem
 				inflight.Done()
 			}()
-			reply, release := c.serveRecord(buf)
+			reply, out := c.serveRecord(buf)
 			if reply != nil {
-				c.send(reply)
+				c.send(reply, out.tailOf())
 			}
-			if release != nil {
-				release()
+			if out != nil {
+				out.release()
 			}
 		}()
 	}
 }
 
-// send writes reply as one record: its mark and its body in one writev,
-// without copying the body.
-func (c *conn) send(reply []byte) {
+// pooled is what goes with a reply held in pooled or cached buffers: more
+// bytes to send after it, and the function that gives the buffers back once
+// the reply is written (or dropped).
+type pooled struct {
+	tail    [][]byte
+	release func()
+}
+
+func (p *pooled) tailOf() [][]byte {
+	if p == nil {
+		return nil
+	}
+	return p.tail
+}
+
+// send writes reply and then tail as one record: the mark and every piece
+// in one writev, without copying them.
+func (c *conn) send(reply []byte, tail [][]byte) {
+	n := len(reply)
+	for _, b := range tail {
+		n += len(b)
+	}
 	var mark [rpcwire.MarkSize]byte
-	binary.BigEndian.PutUint32(mark[:], 1<<31|uint32(len(reply))) // last fragment
+	binary.BigEndian.PutUint32(mark[:], 1<<31|uint32(n)) // last fragment
+	bufs := make(net.Buffers, 0, 2+len(tail))
+	bufs = append(append(bufs, mark[:], reply), tail...)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	bufs := net.Buffers{mark[:], reply}
 	if _, err := bufs.WriteTo(c.nc); err != nil {
 		c.nc.Close()
 	}
@@ -348,17 +368,21 @@ func (c *conn) send(reply []byte) {
 // handle answers one RPC record; nil means no reply. The reply is the
 // caller's to keep.
 func (c *conn) handle(rec []byte) []byte {
-	reply, release := c.serveRecord(rec)
-	if release != nil {
+	reply, out := c.serveRecord(rec)
+	if out != nil {
 		reply = append([]byte(nil), reply...)
-		release()
+		for _, b := range out.tail {
+			reply = append(reply, b...)
+		}
+		out.release()
 	}
 	return reply
 }
 
 // serveRecord answers one RPC record; a nil reply means no reply. A non-nil
-// release must be called once the reply is written: it is in a pooled buffer.
-func (c *conn) serveRecord(rec []byte) (reply []byte, release func()) {
+// out says the reply goes on with out.tail, and out.release must be called
+// once it is written: it is in pooled or cached buffers.
+func (c *conn) serveRecord(rec []byte) (reply []byte, out *pooled) {
 	s := c.s
 	if g := s.cfg.Gate; g != nil {
 		if err := g(); err != nil {
@@ -370,9 +394,9 @@ func (c *conn) serveRecord(rec []byte) (reply []byte, release func()) {
 			if reply != nil && g() != nil {
 				s.m.rejects.WithLabelValues("no_lease").Inc()
 				reply = nil
-				if release != nil {
-					release()
-					release = nil
+				if out != nil {
+					out.release()
+					out = nil
 				}
 				c.nc.Close()
 			}
@@ -384,7 +408,7 @@ func (c *conn) serveRecord(rec []byte) (reply []byte, release func()) {
 			s.log.Error("panic handling request", "client", c.nc.RemoteAddr(), "panic", p, "stack", string(debug.Stack()))
 			s.m.rejects.WithLabelValues("panic").Inc()
 			if call != nil {
-				reply, release = rpcwire.AcceptedReply(call.XID, rpcwire.SystemErr, nil), nil
+				reply, out = rpcwire.AcceptedReply(call.XID, rpcwire.SystemErr, nil), nil
 			}
 		}
 	}()

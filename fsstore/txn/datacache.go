@@ -91,11 +91,44 @@ func (c *dataCache) read(p []byte, off int64) bool {
 	if c == nil {
 		return false
 	}
-	if off%block.Size != 0 || len(p)%block.Size != 0 || len(p) == 0 {
-		c.cnt.Misses.Add(1)
+	pieces, b0, ok := c.hold(off, len(p))
+	if !ok {
 		return false
 	}
-	b0, b1 := uint64(off)/block.Size, uint64(off)/block.Size+uint64(len(p))/block.Size
+	for _, pc := range pieces {
+		copy(p[(pc.b0-b0)*block.Size:(pc.b1-b0)*block.Size], pc.f.buf[(pc.b0-pc.f.start)*block.Size:])
+	}
+	c.unhold(pieces)
+	return true
+}
+
+// refs returns the n bytes at byte offset off as slices of the cache's
+// buffers if all of them are cached, waiting for fills still reading them.
+// The buffers stay out of the pool until release is called.
+func (c *dataCache) refs(off int64, n int) (bufs [][]byte, release func(), ok bool) {
+	if c == nil {
+		return nil, nil, false
+	}
+	pieces, _, ok := c.hold(off, n)
+	if !ok {
+		return nil, nil, false
+	}
+	for _, pc := range pieces {
+		bufs = append(bufs, pc.f.buf[(pc.b0-pc.f.start)*block.Size:(pc.b1-pc.f.start)*block.Size])
+	}
+	var once sync.Once
+	return bufs, func() { once.Do(func() { c.unhold(pieces) }) }, true
+}
+
+// hold finds the fills holding all the blocks of the n bytes at byte offset
+// off, waiting for those still reading, and takes a reference on each; it
+// returns the pieces and the first block, or false (a miss).
+func (c *dataCache) hold(off int64, n int) ([]piece, uint64, bool) {
+	if off%block.Size != 0 || n%block.Size != 0 || n == 0 {
+		c.cnt.Misses.Add(1)
+		return nil, 0, false
+	}
+	b0, b1 := uint64(off)/block.Size, uint64(off)/block.Size+uint64(n)/block.Size
 	var pieces []piece
 	for attempt := 0; attempt < 3; attempt++ {
 		pieces = pieces[:0]
@@ -135,20 +168,21 @@ func (c *dataCache) read(p []byte, off int64) bool {
 			c.lru.MoveToFront(pc.f.elem)
 		}
 		c.mu.Unlock()
-		for _, pc := range pieces {
-			copy(p[(pc.b0-b0)*block.Size:(pc.b1-b0)*block.Size], pc.f.buf[(pc.b0-pc.f.start)*block.Size:])
-		}
-		c.mu.Lock()
-		for _, pc := range pieces {
-			pc.f.refs--
-			c.releaseLocked(pc.f)
-		}
-		c.mu.Unlock()
 		c.cnt.Hits.Add(1)
-		return true
+		return pieces, b0, true
 	}
 	c.cnt.Misses.Add(1)
-	return false
+	return nil, 0, false
+}
+
+// unhold drops the references hold took.
+func (c *dataCache) unhold(pieces []piece) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, pc := range pieces {
+		pc.f.refs--
+		c.releaseLocked(pc.f)
+	}
 }
 
 // prefetch starts reading n disk blocks from start into the cache, unless
@@ -284,6 +318,14 @@ func (c *dataCache) close() {
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+}
+
+// ReadDataRefs returns the n bytes of file data at byte offset off as
+// slices of the data cache's buffers if the cache holds all of them (waiting
+// for reads ahead under way), sparing the copy of ReadData. The slices must
+// not be written, nor used after release, which must be called once.
+func (m *Manager) ReadDataRefs(off int64, n int) (bufs [][]byte, release func(), ok bool) {
+	return m.dc.refs(off, n)
 }
 
 // DataCacheEnabled says whether Prefetch does anything.
