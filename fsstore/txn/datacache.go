@@ -28,6 +28,13 @@ import (
 // fillBlocks is the largest fill: one pooled buffer of 1 MiB.
 const fillBlocks = 256
 
+// maxLoads bounds the disk reads of fills under way in the background, so
+// that reading ahead adds little to the disk's queue: the lease's I/O shares
+// the disk and has a deadline (an unbounded read-ahead made a loaded test
+// machine miss a renewal). Fills beyond it wait their turn, pending; a
+// reader that needs a fill still waiting reads it itself (hold).
+const maxLoads = 2
+
 // DataCacheCounters count what data caches did. One value may be shared by
 // the successive Managers of a process, so that the counts outlive a store
 // (metrics); the fields are updated atomically.
@@ -48,6 +55,7 @@ type fill struct {
 	buf      []byte
 	done     chan struct{} // closed when the disk read ended
 	pending  bool          // the disk read has not ended
+	started  bool          // its disk read was started (by load or a reader)
 	live     int           // blocks of it still in dataCache.blocks
 	refs     int           // readers copying from buf outside the lock
 	dropped  bool          // out of the cache: buf is pooled again once refs is 0
@@ -67,6 +75,7 @@ type dataCache struct {
 	closed bool
 	wg     sync.WaitGroup // disk reads of pending fills
 	bufs   sync.Pool      // fillBlocks-block aligned buffers
+	loads  chan struct{}  // a slot per disk read under way (maxLoads)
 }
 
 func newDataCache(d shareddisk.Disk, maxBytes int64, cnt *DataCacheCounters) *dataCache {
@@ -76,7 +85,7 @@ func newDataCache(d shareddisk.Disk, maxBytes int64, cnt *DataCacheCounters) *da
 	if cnt == nil {
 		cnt = new(DataCacheCounters)
 	}
-	return &dataCache{d: d, max: maxBytes, cnt: cnt, blocks: make(map[uint64]*fill)}
+	return &dataCache{d: d, max: maxBytes, cnt: cnt, blocks: make(map[uint64]*fill), loads: make(chan struct{}, maxLoads)}
 }
 
 // piece is a part of a read served by one fill.
@@ -132,7 +141,7 @@ func (c *dataCache) hold(off int64, n int) ([]piece, uint64, bool) {
 	var pieces []piece
 	for attempt := 0; attempt < 3; attempt++ {
 		pieces = pieces[:0]
-		var wait *fill
+		var wait, steal *fill
 		c.mu.Lock()
 		if c.closed || len(c.blocks) == 0 {
 			c.mu.Unlock()
@@ -144,7 +153,11 @@ func (c *dataCache) hold(off int64, n int) ([]piece, uint64, bool) {
 				break
 			}
 			if f.pending {
-				wait = f
+				if f.started {
+					wait = f
+				} else {
+					f.started, steal = true, f
+				}
 				break
 			}
 			e := b + 1
@@ -153,6 +166,11 @@ func (c *dataCache) hold(off int64, n int) ([]piece, uint64, bool) {
 			}
 			pieces = append(pieces, piece{f, b, e})
 			b = e
+		}
+		if steal != nil { // still queued: read it now rather than wait
+			c.mu.Unlock()
+			c.finish(steal)
+			continue
 		}
 		if wait != nil {
 			c.mu.Unlock()
@@ -233,15 +251,37 @@ func (c *dataCache) prefetchFill(start, n uint64) {
 	go c.load(f)
 }
 
-// load reads a pending fill from the disk and makes it ready.
+// load waits for a background read slot, then reads the pending fill f,
+// unless a reader took it over meanwhile.
 func (c *dataCache) load(f *fill) {
 	defer c.wg.Done()
-	_, err := c.d.ReadAt(f.buf, int64(f.start*block.Size))
+	c.loads <- struct{}{}
+	defer func() { <-c.loads }()
+	c.mu.Lock()
+	if f.started { // a reader took it over
+		c.mu.Unlock()
+		return
+	}
+	f.started = true
+	c.mu.Unlock()
+	c.finish(f)
+}
+
+// finish reads a started fill from the disk and makes it ready; only the
+// one that started it calls it.
+func (c *dataCache) finish(f *fill) {
+	c.mu.Lock()
+	skip := c.closed || f.live == 0 // nothing to read it for any more
+	c.mu.Unlock()
+	var err error
+	if !skip {
+		_, err = c.d.ReadAt(f.buf, int64(f.start*block.Size))
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f.pending = false
 	close(f.done)
-	if err != nil || c.closed || f.live == 0 {
+	if skip || err != nil || c.closed || f.live == 0 {
 		c.dropLocked(f)
 		return
 	}
