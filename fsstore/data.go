@@ -176,6 +176,12 @@ func (t *stx) fileForIO(c *Cred, ino Ino, mask uint32) (*inode, error) {
 // Read reads from ino at off into p. eof reports that the read reached the
 // end of the file.
 func (s *Store) Read(c *Cred, ino Ino, p []byte, off int64) (n int, eof bool, err error) {
+	return s.read(c, ino, p, off, nil)
+}
+
+// read is Read; with refs, blocks held by the read-ahead cache are not
+// copied into p but referenced in refs (ReadRefs).
+func (s *Store) read(c *Cred, ino Ino, p []byte, off int64, refs *dataRefs) (n int, eof bool, err error) {
 	if off < 0 {
 		return 0, false, fmt.Errorf("read at %d: %w", off, ErrInvalid)
 	}
@@ -209,7 +215,11 @@ func (s *Store) Read(c *Cred, ino Ino, p []byte, off int64) (n int, eof bool, er
 	if uint64(off) >= size {
 		return 0, true, nil
 	}
+	if len(p) == 0 {
+		return 0, false, nil // no segments were mapped
+	}
 	n = int(min(uint64(len(p)), size-uint64(off)))
+	s.readAhead(ino, uint64(off), uint64(off)+uint64(n), size)
 	fb0 := uint64(off) / bs
 	span := int((segs[len(segs)-1].fb + segs[len(segs)-1].n - fb0) * bs)
 	// An aligned request with room for whole blocks is read in place.
@@ -223,6 +233,9 @@ func (s *Store) Read(c *Cred, ino Ino, p []byte, off int64) (n int, eof bool, er
 		at := (sg.fb - fb0) * bs
 		if sg.disk == 0 {
 			clear(buf[at : at+sg.n*bs])
+			continue
+		}
+		if direct && refs.take(s.m, int(at), int64(sg.disk*bs), int(sg.n*bs)) {
 			continue
 		}
 		if err := s.m.ReadData(buf[at:at+sg.n*bs], int64(sg.disk*bs)); err != nil {

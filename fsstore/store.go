@@ -37,6 +37,13 @@ type Options struct {
 	Logger      *slog.Logger // default slog.Default()
 	// WriteGate is called before every disk write; an error stops the store.
 	WriteGate func() error
+	// ReadCacheBytes bounds the cache of file data read ahead for
+	// sequential readers (0: DefaultReadCacheBytes; negative: no cache and
+	// no read-ahead). Only the node holding the write lease opens a store,
+	// which is what makes the cache coherent (docs/architecture.md).
+	ReadCacheBytes int64
+	// ReadCacheCounters, when set, receive the read-ahead cache's counts.
+	ReadCacheCounters *txn.DataCacheCounters
 }
 
 const lockShards = 1024
@@ -56,6 +63,8 @@ type Store struct {
 	pins map[Ino]int
 
 	bufs sync.Pool // aligned I/O buffers of poolBufSize bytes
+
+	ra readAhead
 }
 
 // fsinfo is the file-system info block (home block Layout.FSInfo).
@@ -164,7 +173,9 @@ func Open(d shareddisk.Disk, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := txn.Open(d, sb.Layout, txn.Options{CacheBlocks: opt.CacheBlocks, Logger: opt.Logger, WriteGate: opt.WriteGate})
+	to := txn.Options{CacheBlocks: opt.CacheBlocks, Logger: opt.Logger, WriteGate: opt.WriteGate}
+	readCacheOptions(opt, &to)
+	m, err := txn.Open(d, sb.Layout, to)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", d.Name(), err)
 	}
@@ -193,12 +204,19 @@ func Open(d shareddisk.Disk, opt Options) (*Store, error) {
 }
 
 // Close commits everything pending, checkpoints the journal and closes the
-// store. It does not close the disk.
-func (s *Store) Close() error { return s.m.Close() }
+// store. It does not close the disk. The read-ahead cache goes with it.
+func (s *Store) Close() error {
+	err := s.m.Close()
+	s.m.CloseDataCache()
+	return err
+}
 
 // Kill stops the store at once, without committing what is pending, as a
-// crash or a lost lease would.
-func (s *Store) Kill(reason error) { s.m.Kill(reason) }
+// crash or a lost lease would. The read-ahead cache goes with it.
+func (s *Store) Kill(reason error) {
+	s.m.Kill(reason)
+	s.m.CloseDataCache()
+}
 
 // Err returns the error that stopped the store, or nil while it runs.
 func (s *Store) Err() error { return s.m.Err() }

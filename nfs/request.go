@@ -28,6 +28,12 @@ type request struct {
 	// with the effect, and the outcome recorded by an earlier execution.
 	record  *fsstore.Record
 	outcome *outcome
+	// reply, when set, is the reply, built by READ in a pooled buffer that
+	// release gives back once the reply is sent; tail, if any, is sent
+	// after it (the data, from the store's read-ahead cache).
+	reply   []byte
+	tail    [][]byte
+	release func()
 }
 
 // nonIdempotent lists the procedures covered by the duplicate-request cache.
@@ -36,21 +42,22 @@ var nonIdempotent = [numProcs]bool{
 	procRemove: true, procRmdir: true, procRename: true, procLink: true,
 }
 
-func (c *conn) nfsCall(call *rpcwire.Call, rec []byte) []byte {
+// nfsCall runs an NFS call. A non-nil out says the reply goes on with
+// out.tail, and out.release must be called once it is written or dropped.
+func (c *conn) nfsCall(call *rpcwire.Call, rec []byte) (reply []byte, out *pooled) {
 	s := c.s
 	if call.Proc >= numProcs {
 		s.m.rejects.WithLabelValues("proc_unavail").Inc()
-		return rpcwire.AcceptedReply(call.XID, rpcwire.ProcUnavail, nil)
+		return rpcwire.AcceptedReply(call.XID, rpcwire.ProcUnavail, nil), nil
 	}
 	raw, ok := credOf(call)
 	if !ok {
 		s.m.rejects.WithLabelValues("auth_flavor").Inc()
-		return rpcwire.DeniedAuth(call.XID, rpcwire.AuthTooWeak)
+		return rpcwire.DeniedAuth(call.XID, rpcwire.AuthTooWeak), nil
 	}
 	start := time.Now()
 	r := &request{c: c, s: s, call: call, rec: rec, d: rpcwire.NewDecoder(call.Args), raw: raw, cred: raw,
 		e: newReplyEncoder(call.XID)}
-	var reply []byte
 	var st nfsstat
 	if nonIdempotent[call.Proc] && !faultNoDRC {
 		reply, st = r.withDRC()
@@ -58,7 +65,10 @@ func (c *conn) nfsCall(call *rpcwire.Call, rec []byte) []byte {
 		reply, st = r.run()
 	}
 	s.m.observe(call.Proc, st, time.Since(start))
-	return reply
+	if r.release != nil {
+		out = &pooled{tail: r.tail, release: r.release}
+	}
+	return reply, out
 }
 
 // run executes the procedure and returns the reply.
@@ -107,6 +117,9 @@ func (r *request) run() ([]byte, nfsstat) {
 	if st == statGarbage {
 		r.s.m.rejects.WithLabelValues("garbage_args").Inc()
 		return rpcwire.AcceptedReply(r.call.XID, rpcwire.GarbageArgs, nil), st
+	}
+	if r.reply != nil {
+		return r.reply, st
 	}
 	return r.e.Bytes(), st
 }

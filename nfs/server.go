@@ -13,6 +13,7 @@ package nfs
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -319,35 +320,84 @@ func (c *conn) serve() {
 				<-c.sem
 				inflight.Done()
 			}()
-			if reply := c.handle(buf); reply != nil {
-				c.send(reply)
+			reply, out := c.serveRecord(buf)
+			if reply != nil {
+				c.send(reply, out.tailOf())
+			}
+			if out != nil {
+				out.release()
 			}
 		}()
 	}
 }
 
-func (c *conn) send(reply []byte) {
+// pooled is what goes with a reply held in pooled or cached buffers: more
+// bytes to send after it, and the function that gives the buffers back once
+// the reply is written (or dropped).
+type pooled struct {
+	tail    [][]byte
+	release func()
+}
+
+func (p *pooled) tailOf() [][]byte {
+	if p == nil {
+		return nil
+	}
+	return p.tail
+}
+
+// send writes reply and then tail as one record: the mark and every piece
+// in one writev, without copying them.
+func (c *conn) send(reply []byte, tail [][]byte) {
+	n := len(reply)
+	for _, b := range tail {
+		n += len(b)
+	}
+	var mark [rpcwire.MarkSize]byte
+	binary.BigEndian.PutUint32(mark[:], 1<<31|uint32(n)) // last fragment
+	bufs := make(net.Buffers, 0, 2+len(tail))
+	bufs = append(append(bufs, mark[:], reply), tail...)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	if err := rpcwire.WriteRecord(c.nc, reply); err != nil {
+	if _, err := bufs.WriteTo(c.nc); err != nil {
 		c.nc.Close()
 	}
 }
 
-// handle answers one RPC record; nil means no reply.
-func (c *conn) handle(rec []byte) (reply []byte) {
+// handle answers one RPC record; nil means no reply. The reply is the
+// caller's to keep.
+func (c *conn) handle(rec []byte) []byte {
+	reply, out := c.serveRecord(rec)
+	if out != nil {
+		reply = append([]byte(nil), reply...)
+		for _, b := range out.tail {
+			reply = append(reply, b...)
+		}
+		out.release()
+	}
+	return reply
+}
+
+// serveRecord answers one RPC record; a nil reply means no reply. A non-nil
+// out says the reply goes on with out.tail, and out.release must be called
+// once it is written: it is in pooled or cached buffers.
+func (c *conn) serveRecord(rec []byte) (reply []byte, out *pooled) {
 	s := c.s
 	if g := s.cfg.Gate; g != nil {
 		if err := g(); err != nil {
 			s.m.rejects.WithLabelValues("no_lease").Inc()
 			c.nc.Close()
-			return nil
+			return nil, nil
 		}
 		defer func() {
 			if reply != nil && g() != nil {
 				s.m.rejects.WithLabelValues("no_lease").Inc()
 				reply = nil
+				if out != nil {
+					out.release()
+					out = nil
+				}
 				c.nc.Close()
 			}
 		}()
@@ -358,39 +408,39 @@ func (c *conn) handle(rec []byte) (reply []byte) {
 			s.log.Error("panic handling request", "client", c.nc.RemoteAddr(), "panic", p, "stack", string(debug.Stack()))
 			s.m.rejects.WithLabelValues("panic").Inc()
 			if call != nil {
-				reply = rpcwire.AcceptedReply(call.XID, rpcwire.SystemErr, nil)
+				reply, out = rpcwire.AcceptedReply(call.XID, rpcwire.SystemErr, nil), nil
 			}
 		}
 	}()
 	switch {
 	case errors.Is(err, rpcwire.ErrRPCMismatch):
 		s.m.rejects.WithLabelValues("rpc_mismatch").Inc()
-		return rpcwire.DeniedRPCMismatch(call.XID)
+		return rpcwire.DeniedRPCMismatch(call.XID), nil
 	case errors.Is(err, rpcwire.ErrBadCred):
 		s.m.rejects.WithLabelValues("bad_cred").Inc()
-		return rpcwire.DeniedAuth(call.XID, rpcwire.AuthBadCred)
+		return rpcwire.DeniedAuth(call.XID, rpcwire.AuthBadCred), nil
 	case err != nil:
 		s.m.rejects.WithLabelValues("garbage").Inc()
 		s.log.Debug("unparseable RPC call", "client", c.nc.RemoteAddr(), "err", err)
 		if call != nil && len(rec) >= 4 {
-			return rpcwire.AcceptedReply(call.XID, rpcwire.GarbageArgs, nil)
+			return rpcwire.AcceptedReply(call.XID, rpcwire.GarbageArgs, nil), nil
 		}
-		return nil
+		return nil, nil
 	}
 	switch call.Prog {
 	case ProgNFS:
 		if call.Vers != VersNFS {
-			return rpcwire.ProgMismatchReply(call.XID, VersNFS, VersNFS)
+			return rpcwire.ProgMismatchReply(call.XID, VersNFS, VersNFS), nil
 		}
 		return c.nfsCall(call, rec)
 	case ProgMount:
 		if call.Vers != VersMount {
-			return rpcwire.ProgMismatchReply(call.XID, VersMount, VersMount)
+			return rpcwire.ProgMismatchReply(call.XID, VersMount, VersMount), nil
 		}
-		return c.mountCall(call)
+		return c.mountCall(call), nil
 	}
 	s.m.rejects.WithLabelValues("prog_unavail").Inc()
-	return rpcwire.AcceptedReply(call.XID, rpcwire.ProgUnavail, nil)
+	return rpcwire.AcceptedReply(call.XID, rpcwire.ProgUnavail, nil), nil
 }
 
 // credOf returns the caller's credential before export squashing, or false

@@ -40,6 +40,8 @@ type serveConfig struct {
 	vip, vipDev string
 	// fenceCmd and watchdog: optional hard fencing.
 	fenceCmd, watchdog string
+	// readCache bounds the primary's read-ahead cache (0: none).
+	readCache int64
 
 	node         int
 	heartbeat    string

@@ -107,6 +107,8 @@ backup waits before taking over; see docs/failover.md.`,
 	fl.StringVar(&c.vipDev, "vip-dev", "", "the network interface for --vip")
 	fl.StringVar(&c.fenceCmd, "fence-command", "", "hard fencing: a shell command run when this node loses the lease while serving (env HANFS_NODE, HANFS_EPOCH, HANFS_REASON), e.g. to power itself off")
 	fl.StringVar(&c.watchdog, "watchdog", "", "hard fencing: a watchdog device (e.g. /dev/watchdog) fed while this node serves with a valid lease; left unfed (so the machine resets) when the lease is lost")
+	c.readCache = fsstore.DefaultReadCacheBytes
+	fl.Var(sizeValue{&c.readCache}, "read-cache", "memory for file data read ahead of sequential readers, on the primary only (0: no read-ahead); see docs/operations.md")
 	fl.StringVar(&c.fuseMount, "fuse-mount", "", "while this node is primary, also mount the live store on this directory through FUSE (unmounted when it stops being primary)")
 	fl.StringVar(&c.exitAfter, "test-exit-after-commit", "", "fault injection for tests: exit at once (status 137, like kill -9) after the first durable request of this NFS procedure (e.g. CREATE), before replying")
 	fl.StringVar(&c.writeLog, "test-write-log", "", "for tests: append every file-system write (node, epoch, monotonic start and end) to this file")
@@ -198,7 +200,11 @@ func runServe(e *env, c *serveConfig) error {
 	}
 	opts := cluster.Options{FenceCommand: c.fenceCmd, Watchdog: c.watchdog, Node: c.node, Disk: d, StoreDisk: f, Layout: sb.Layout, Service: c.listen, Heartbeat: c.heartbeat,
 		Peers: peers, StatusURL: statusURL, Exports: exports, Timing: c.timing, HeartbeatInterval: c.hbInterval,
-		HeartbeatTimeout: c.hbTimeout, ProbeTimeout: c.probeTimeout, Logger: log, Registerer: reg}
+		HeartbeatTimeout: c.hbTimeout, ProbeTimeout: c.probeTimeout, Logger: log, Registerer: reg,
+		ReadCacheBytes: c.readCache}
+	if c.readCache == 0 {
+		opts.ReadCacheBytes = -1 // fsstore: negative is off, 0 the default
+	}
 	if c.exitAfter != "" {
 		opts.AfterCommit = func(proc string) {
 			if proc == c.exitAfter {

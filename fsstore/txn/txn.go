@@ -54,6 +54,12 @@ type Options struct {
 	// WriteGate, when set, is called before every disk write and flush; an
 	// error stops the manager (used for fencing: no lease, no writes).
 	WriteGate func() error
+	// DataCacheBytes bounds the cache of file data read ahead (datacache.go);
+	// 0 disables it. Only the holder of the write lease may open a Manager
+	// with one.
+	DataCacheBytes int64
+	// DataCacheCounters, when set, receive the data cache's counts.
+	DataCacheCounters *DataCacheCounters
 }
 
 type cbuf struct {
@@ -128,6 +134,8 @@ type Manager struct {
 	fmu    sync.Mutex
 	failed error
 
+	dc *dataCache // file data read ahead; nil when disabled
+
 	closeOnce sync.Once
 	kick      chan struct{}
 	quit      chan struct{}
@@ -144,6 +152,10 @@ func Open(d shareddisk.Disk, lay shareddisk.Layout, opt Options) (*Manager, erro
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	dc, err := dataCacheOption(d, opt)
+	if err != nil {
+		return nil, err
+	}
 	lg, err := journal.Open(d, lay.JournalStart, lay.JournalBlocks)
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
@@ -153,6 +165,7 @@ func Open(d shareddisk.Disk, lay shareddisk.Layout, opt Options) (*Manager, erro
 		cache: make(map[uint64]*cbuf), ckpt: make(map[uint64]*ckptEntry),
 		inflight: make(map[uint64]*fetchState),
 		kick:     make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
+		dc: dc,
 	}
 	capBlocks := int(lg.Capacity())
 	m.hardMax = capBlocks/2 - capBlocks/journal.HomesPerDesc - 2
@@ -278,6 +291,7 @@ func (m *Manager) WriteData(p []byte, off int64) error {
 // are newly allocated, or the caller called Settle for them. A failure stops
 // the manager, so no transaction that depends on the data commits.
 func (m *Manager) WriteSettled(p []byte, off int64) error {
+	defer m.dc.invalidate(off, len(p)) // after the disk write: see datacache.go
 	if err := m.Err(); err != nil {
 		return err
 	}
@@ -357,8 +371,12 @@ func isDone(g *group) bool {
 	}
 }
 
-// ReadData reads file data straight from the disk.
+// ReadData reads file data straight from the disk, or from the data cache
+// when a read ahead holds it.
 func (m *Manager) ReadData(p []byte, off int64) error {
+	if m.dc.read(p, off) {
+		return nil
+	}
 	if _, err := m.d.ReadAt(p, off); err != nil {
 		return fmt.Errorf("read data at block %d: %w", off/block.Size, err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hanfs/hanfs/fencing"
 	"github.com/hanfs/hanfs/fsstore"
+	"github.com/hanfs/hanfs/fsstore/txn"
 	"github.com/hanfs/hanfs/heartbeat"
 	"github.com/hanfs/hanfs/nfs"
 	"github.com/hanfs/hanfs/shareddisk"
@@ -58,6 +59,10 @@ type Options struct {
 	Watchdog     string
 	// OnServing is called when the node starts or stops serving (FUSE mount).
 	OnServing func(store *fsstore.Store, serving bool)
+	// ReadCacheBytes bounds the read-ahead cache of the store the node
+	// opens when it becomes primary, as fsstore.Options.ReadCacheBytes (0:
+	// the default, negative: none). A backup has no store, hence no cache.
+	ReadCacheBytes int64
 }
 
 // Node is one running hanfs node.
@@ -71,6 +76,9 @@ type Node struct {
 	m    *Machine
 	met  *nodeMetrics
 	nfsm *nfs.Metrics
+	// rcc counts what the read-ahead caches of the node's successive
+	// stores did (metrics outlive a term as primary).
+	rcc txn.DataCacheCounters
 
 	events chan Event
 	lost   chan Event // lease losses: handled before anything else
@@ -142,6 +150,9 @@ func New(o Options) (*Node, error) {
 		return nil, err
 	}
 	if n.nfsm, err = nfs.NewMetrics(o.Registerer); err != nil {
+		return nil, err
+	}
+	if err := n.registerReadCacheMetrics(o.Registerer); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -454,7 +465,8 @@ func (n *Node) startServing(a StartServing) error {
 	if n.o.WrapStoreDisk != nil {
 		d = n.o.WrapStoreDisk(d, h.Epoch)
 	}
-	st, err := fsstore.Open(d, fsstore.Options{Logger: n.log, WriteGate: gate})
+	st, err := fsstore.Open(d, fsstore.Options{Logger: n.log, WriteGate: gate,
+		ReadCacheBytes: n.o.ReadCacheBytes, ReadCacheCounters: &n.rcc})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
