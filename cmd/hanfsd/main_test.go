@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -331,5 +332,28 @@ func TestFsckNotHanfs(t *testing.T) {
 	_, errOut, code = hanfsd(t, "fsck", "--disk", img)
 	if code != fsckError || !strings.Contains(errOut, img) || strings.Contains(errOut, "panic") {
 		t.Errorf("fsck of a truncated image: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestServeProcs(t *testing.T) {
+	for _, tc := range []struct {
+		flag   int
+		envSet bool
+		cpus   int
+		want   int
+	}{
+		{0, false, 2, minServeProcs},
+		{0, false, 32, 32},
+		{3, false, 2, 3},
+		{3, true, 2, 3},
+		{0, true, 2, runtime.GOMAXPROCS(0)},
+	} {
+		if got := serveProcs(tc.flag, tc.envSet, tc.cpus); got != tc.want {
+			t.Errorf("serveProcs(%d, %v, %d) = %d, want %d", tc.flag, tc.envSet, tc.cpus, got, tc.want)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "--disk", "/nonexistent", "--procs", "-1"}, &out, &errb, "test"); code != exitUsage || !strings.Contains(errb.String(), "--procs -1") {
+		t.Errorf("serve --procs -1: exit %d, want %d, and an error naming --procs (%s)", code, exitUsage, errb.String())
 	}
 }
