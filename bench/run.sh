@@ -74,7 +74,7 @@ awk '
 	sub(/^Benchmark/, "", pair)
 	val = ""; unit = ""; fl = ""
 	for (i = 3; i < NF; i += 2) {
-		if ($(i+1) == "MB/s" || $(i+1) == "files/s") { val = $i; unit = $(i+1) }
+		if ($(i+1) == "MB/s" || $(i+1) == "files/s" || $(i+1) == "IOPS") { val = $i; unit = $(i+1) }
 		if ($(i+1) ~ /^flushes\//) { fl = $i; flunit = $(i+1) }
 	}
 	if (val == "") next
