@@ -125,7 +125,7 @@ backup waits before taking over; see docs/failover.md.`,
 // O_DIRECT write and fdatasync is a blocking system call that keeps its P
 // until the runtime notices and hands the P on; with only as many Ps as CPUs,
 // requests that are ready to run wait behind those calls. Measured on a
-// 2-CPU machine (docs/BENCHMARKS.md): 8 Ps gave 1.6x the 4 KiB random durable
+// 2-CPU machine (docs/BENCHMARKS.md): 8 Ps gave 1.5x the 4 KiB random durable
 // writes with 8 in flight, and the same with 1 in flight.
 const minServeProcs = 8
 
