@@ -95,7 +95,7 @@ func (m *Manager) tryUpdate(fn func(tx *Tx) error, r *retry) (c *Commit, again b
 			m.mu.Unlock()
 			return nil, false, ErrClosed
 		}
-		if len(m.running.dirty) < m.softMax {
+		if len(m.running.dirty) < m.softMax && m.running.sumBlocks < maxGroupSumBlocks {
 			break
 		}
 		g := m.running
@@ -427,4 +427,7 @@ func (tx *Tx) finish() {
 	m.cmu.Unlock()
 	tx.g.freed = append(tx.g.freed, tx.frees...)
 	tx.g.sums = append(tx.g.sums, tx.sums...)
+	for _, ds := range tx.sums {
+		tx.g.sumBlocks += uint64(ds.N)
+	}
 }

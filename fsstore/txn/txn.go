@@ -81,6 +81,10 @@ type group struct {
 	dirty map[uint64]*cbuf
 	freed []run
 	sums  []journal.DataSum // data the group makes visible (see Settle)
+	// sumBlocks is the data the sums cover, in blocks: replay reads it back
+	// if the group is the last in the log, so a group is closed to new
+	// updates once it reaches maxGroupSumBlocks.
+	sumBlocks uint64
 	// pending counts data writes of the group's transactions still in
 	// flight (Tx.AwaitData); the flush waits for them.
 	pending sync.WaitGroup
@@ -91,6 +95,11 @@ type group struct {
 func newGroup() *group {
 	return &group{dirty: make(map[uint64]*cbuf), done: make(chan struct{})}
 }
+
+// maxGroupSumBlocks bounds the data one group's checksums cover (64 MiB; one
+// update may go over it alone): replay reads that much at most to check the
+// last transaction, whatever the size of the file system (invariant 9).
+const maxGroupSumBlocks = 16384
 
 // Stats counts what the manager did, for metrics and benchmarks.
 type Stats struct {
