@@ -121,7 +121,8 @@ backup waits before taking over; see docs/failover.md.`,
 	return cmd
 }
 
-// minServeProcs is the least GOMAXPROCS a serving node runs with. Every
+// minServeProcs is the least GOMAXPROCS a node runs with while it serves
+// (a backup keeps the runtime's default). Every
 // O_DIRECT write and fdatasync is a blocking system call that keeps its P
 // until the runtime notices and hands the P on; with only as many Ps as CPUs,
 // requests that are ready to run wait behind those calls. Measured on a
@@ -174,7 +175,6 @@ func runServe(e *env, c *serveConfig) error {
 	if err := requireDisk(c.disk); err != nil {
 		return err
 	}
-	runtime.GOMAXPROCS(serveProcs(c.procs, os.Getenv("GOMAXPROCS") != "", runtime.NumCPU()))
 	var exports []nfs.Export
 	for _, spec := range c.exports {
 		x, err := nfs.ParseExport(spec)
@@ -279,6 +279,21 @@ func runServe(e *env, c *serveConfig) error {
 				fm = nil
 				log.Info("local FUSE mount removed", "dir", c.fuseMount)
 			}
+		}
+	}
+	// More Ps only while serving: a backup is mostly idle, and extra Ps there
+	// cost the primary CPU on a shared machine (docs/BENCHMARKS.md).
+	idleProcs := runtime.GOMAXPROCS(0)
+	servingProcs := serveProcs(c.procs, os.Getenv("GOMAXPROCS") != "", runtime.NumCPU())
+	onServing := opts.OnServing
+	opts.OnServing = func(st *fsstore.Store, serving bool) {
+		if serving {
+			runtime.GOMAXPROCS(servingProcs)
+		} else {
+			runtime.GOMAXPROCS(idleProcs)
+		}
+		if onServing != nil {
+			onServing(st, serving)
 		}
 	}
 	node, err := cluster.New(opts)
