@@ -111,7 +111,13 @@ type node struct {
 
 func startNode(t *testing.T, d shareddisk.Disk) *node {
 	t.Helper()
-	st, err := fsstore.Open(d, fsstore.Options{})
+	return startNodeWith(t, d, fsstore.Options{})
+}
+
+// startNodeWith opens the store on d with opt and serves it on loopback.
+func startNodeWith(t *testing.T, d shareddisk.Disk, opt fsstore.Options) *node {
+	t.Helper()
+	st, err := fsstore.Open(d, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

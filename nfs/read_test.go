@@ -3,7 +3,6 @@ package nfs
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"testing"
 
 	"github.com/hanfs/hanfs/fsstore"
@@ -110,22 +109,10 @@ func TestReadRepliesFromCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cnt txn.DataCacheCounters
-	st, err := fsstore.Open(d, fsstore.Options{ReadCacheCounters: &cnt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	exp, _ := ParseExport("/ 127.0.0.0/8 rw,no_root_squash")
-	srv, err := New(st, Config{Exports: []Export{exp}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close(); st.Close() })
-	rc := dialRaw(t, l.Addr().String())
+	n := startNodeWith(t, d, fsstore.Options{ReadCacheCounters: &cnt})
+	st := n.st
+	t.Cleanup(func() { n.srv.Close(); st.Close() })
+	rc := dialRaw(t, n.addr)
 	root := rc.mountRoot()
 	s, fh := createResult(t, rc.call(2, ProgNFS, procCreate, createArgs(root, "f")))
 	if s != nfsOK {
