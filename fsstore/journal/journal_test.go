@@ -156,19 +156,31 @@ func TestAppendBeforeReplayAndFull(t *testing.T) {
 
 // FuzzReplay writes arbitrary bytes over the log and checks that replay never
 // panics and applies only verified images.
+// FuzzReplay replays arbitrary log contents. Each input is the tail txid the
+// header should hold (so that seeds written by a real Append are replayed,
+// not rejected at their first descriptor) and the bytes of the log.
 func FuzzReplay(f *testing.F) {
 	d := shareddisk.NewMem(1 << 20)
 	Format(d, testStart, 64)
 	l, _ := Open(d, testStart, 64)
 	l.Replay(func(uint64, []byte) error { return nil })
+	tail := l.NextTxID()
 	l.Append([]Image{img(100, 1, 1), img(101, 1, 2)}, nil)
-	seed := make([]byte, 4*block.Size)
+	l.Append([]Image{img(102, 2, 3)}, []DataSum{{Start: 200, N: 2, CRC: 1}, {Start: 210, N: 1, CRC: 2}})
+	seed := make([]byte, 6*block.Size)
 	d.ReadAt(seed, int64(testStart+1)*block.Size)
-	f.Add(seed)
-	f.Add(make([]byte, 100))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add(tail, seed)
+	f.Add(uint64(1), make([]byte, 100))
+	f.Fuzz(func(t *testing.T, tail uint64, data []byte) {
 		d := shareddisk.NewMem(1 << 20)
 		if err := Format(d, testStart, 64); err != nil {
+			t.Fatal(err)
+		}
+		if tail == 0 {
+			tail = 1
+		}
+		h := &Log{d: d, start: testStart, n: 63, tailTx: tail, hdrBuf: shareddisk.AlignedBuf(block.Size)}
+		if err := h.writeHeader(); err != nil {
 			t.Fatal(err)
 		}
 		n := (len(data) + block.Size - 1) / block.Size
