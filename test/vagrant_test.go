@@ -428,6 +428,10 @@ func TestVagrantProvisionServer(t *testing.T) {
 		t.Errorf("/metrics does not show node 1 as primary:\n%s", vgGrep(string(body), "hanfs_node_role"))
 	}
 	vgCheckDocumented(t, string(body))
+	// Taking over bumped the epoch on the disk: one commit at least.
+	if m := regexp.MustCompile(`(?m)^hanfs_store_commits_total ([0-9.e+]+)$`).FindStringSubmatch(string(body)); m == nil || m[1] == "0" {
+		t.Errorf("/metrics shows no store commit on the primary:\n%s", vgGrep(string(body), "hanfs_store_"))
+	}
 	p.stop(30 * time.Second)
 	if got := vgFsckUUID(t, bin, disk); got != uuid {
 		t.Fatalf("uuid %s after serving, was %s", got, uuid)

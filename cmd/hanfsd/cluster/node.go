@@ -79,6 +79,8 @@ type Node struct {
 	// rcc counts what the read-ahead caches of the node's successive
 	// stores did (metrics outlive a term as primary).
 	rcc txn.DataCacheCounters
+	// stc adds up the store counters of the node's terms; guarded by mu.
+	stc storeCounters
 
 	events chan Event
 	lost   chan Event // lease losses: handled before anything else
@@ -153,6 +155,9 @@ func New(o Options) (*Node, error) {
 		return nil, err
 	}
 	if err := n.registerReadCacheMetrics(o.Registerer); err != nil {
+		return nil, err
+	}
+	if err := n.registerStoreMetrics(o.Registerer); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -501,6 +506,7 @@ func (n *Node) startServing(a StartServing) error {
 	go srv.Serve(l)
 	n.mu.Lock()
 	n.store, n.srv, n.servedAt = st, srv, time.Now()
+	n.stc.cur = st
 	n.mu.Unlock()
 	if n.o.OnServing != nil {
 		n.o.OnServing(st, true)
@@ -542,6 +548,7 @@ func (n *Node) stopServing(reason string, clean bool, handoffTo int) {
 		} else {
 			st.Kill(errors.New(reason))
 		}
+		n.endStore(st)
 	}
 	if end != nil {
 		close(end)
