@@ -625,108 +625,30 @@ func haReadWriteLogs(t *testing.T, paths ...string) []haWrite {
 	return ws
 }
 
-// haPause is a time window (CLOCK_MONOTONIC ns) during which a node was
-// stopped: from just after SIGSTOP was sent (plus a little slack) to just
-// before SIGCONT.
-type haPause struct {
-	node       int
-	start, end int64
-	// inKernel are the writes (offset, length) the node's threads were
-	// inside the kernel with when it stopped (haStoppedWrites).
-	inKernel map[[2]int64]int
-}
-
-// haCheckOneWriter fails the test if a write of epoch e ended after the
-// first write of any epoch > e started, or if one epoch was written by two
-// nodes. It returns the writes per epoch.
-//
-// One exception: a write of a paused node that started before the pause,
-// ended after it, and that one of the node's threads was inside (pwrite64
-// with the same offset and length) when the node stopped. The kernel
-// finished that I/O before the thread stopped, but the node could log its
-// end only after SIGCONT. A straddling write without such a thread is
-// unproven: its thread was stopped in user space, either after the pwrite
-// returned (harmless) or between the lease gate and the system call (it
-// really landed after SIGCONT: the window only hard fencing closes). It is
-// logged, and fails the test only with HANFS_STRICT_SIGSTOP=1, as the soak
-// counts such writes only with --strict-sigstop. A write that started after
-// the stop always fails.
-func haCheckOneWriter(t *testing.T, ws []haWrite, pauses ...haPause) map[uint64]int {
+// haCheckOneWriter checks the nodes' write logs with the soak's one-writer
+// check (soak.CheckOneWriter): a write of epoch e must end before the first
+// write of any higher epoch starts, and one epoch is written by one node.
+// A write of a paused node (SIGSTOP) that started before the pause and ended
+// after it is excused when one of the node's threads was inside it in the
+// kernel at the stop (the kernel finished it; its end could be logged only
+// after SIGCONT). Without such a thread it is unproven: stopped in user space
+// either after the pwrite returned (harmless) or between the lease gate and
+// the system call (a real late write: the window only hard fencing closes).
+// Unproven writes are logged, and fail the test only with
+// HANFS_STRICT_SIGSTOP=1, as the soak counts them only with --strict-sigstop.
+// It returns the writes per epoch.
+func haCheckOneWriter(t *testing.T, paths []string, pauses ...soak.Pause) map[uint64]int {
 	t.Helper()
-	first := map[uint64]int64{}
-	owner := map[uint64]int{}
-	count := map[uint64]int{}
-	for _, w := range ws {
-		if f, ok := first[w.epoch]; !ok || w.start < f {
-			first[w.epoch] = w.start
-		}
-		if o, ok := owner[w.epoch]; ok && o != w.node {
-			t.Errorf("epoch %d written by nodes %d and %d", w.epoch, o, w.node)
-		}
-		owner[w.epoch] = w.node
-		count[w.epoch]++
+	r, err := soak.CheckOneWriter(paths, pauses, os.Getenv("HANFS_STRICT_SIGSTOP") == "1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	epochs := make([]uint64, 0, len(first))
-	for e := range first {
-		epochs = append(epochs, e)
+	for _, v := range r.Violations {
+		t.Error(v)
 	}
-	sort.Slice(epochs, func(i, j int) bool { return epochs[i] < epochs[j] })
-	// later[e] = the earliest first write of any epoch above e.
-	later := map[uint64]int64{}
-	lowest := int64(1<<63 - 1)
-	for i := len(epochs) - 1; i >= 0; i-- {
-		later[epochs[i]] = lowest
-		if first[epochs[i]] < lowest {
-			lowest = first[epochs[i]]
-		}
+	if r.Excused > 0 || r.Unproven > 0 {
+		t.Logf("writes straddling a SIGSTOP (logged, not counted unless HANFS_STRICT_SIGSTOP=1 for the unproven): %d inside the kernel at the stop, %d unproven %+v",
+			r.Excused, r.Unproven, r.Straddles)
 	}
-	bad, straddle := 0, 0
-	for _, w := range ws {
-		if w.end <= later[w.epoch] {
-			continue
-		}
-		across, unproven := false, false
-		for _, p := range pauses {
-			if p.node != w.node || w.start >= p.start || w.end <= p.end {
-				continue
-			}
-			k := [2]int64{w.off, w.n}
-			if p.inKernel[k] > 0 {
-				p.inKernel[k]--
-				across = true
-			} else {
-				unproven = true
-			}
-			break
-		}
-		if across {
-			straddle++
-			t.Logf("write done in the kernel before the stop, logged after SIGCONT (not counted): node %d epoch %d [%d,%d) started %d, logged its end %.3f ms after a higher epoch's first write",
-				w.node, w.epoch, w.off, w.off+w.n, w.start, float64(w.end-later[w.epoch])/1e6)
-			continue
-		}
-		// A write that started before the stop and whose thread was not
-		// inside the kernel when the process stopped: the stop hit it in
-		// user space, either after the pwrite returned and before its end was
-		// logged (harmless), or between the lease check and the pwrite (the
-		// write then really lands late: the window docs/failover.md names,
-		// which only hard fencing closes). The log cannot tell them apart;
-		// the soak calls these "unproven" and counts them only with
-		// --strict-sigstop. Here, HANFS_STRICT_SIGSTOP=1 counts them.
-		if unproven && os.Getenv("HANFS_STRICT_SIGSTOP") != "1" {
-			straddle++
-			t.Logf("write started before the stop, not inside the kernel at the stop, logged after SIGCONT (unproven, not counted; HANFS_STRICT_SIGSTOP=1 counts it): node %d epoch %d [%d,%d) started %d, logged its end %.3f ms after a higher epoch's first write",
-				w.node, w.epoch, w.off, w.off+w.n, w.start, float64(w.end-later[w.epoch])/1e6)
-			continue
-		}
-		bad++
-		if bad <= 5 {
-			t.Errorf("two writers: node %d epoch %d wrote [%d,%d) at %d..%d ns, %.3f ms after a higher epoch's first write started",
-				w.node, w.epoch, w.off, w.off+w.n, w.start, w.end, float64(w.end-later[w.epoch])/1e6)
-		}
-	}
-	if bad > 0 {
-		t.Errorf("%d writes overlap a higher epoch", bad)
-	}
-	return count
+	return r.PerEpoch
 }

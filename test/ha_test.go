@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hanfs/hanfs/cmd/hanfsd/soak"
 	"github.com/hanfs/hanfs/fencing"
 	"github.com/hanfs/hanfs/shareddisk"
 )
@@ -68,7 +69,7 @@ func TestHAKill9Failover(t *testing.T) {
 	if p := c.primaries(); len(p) != 1 || p[0] != 2 {
 		t.Errorf("primaries after the restart: %v, want [2]", p)
 	}
-	haCheckOneWriter(t, haReadWriteLogs(t, c.nodes[1].writeLog, c.nodes[2].writeLog))
+	haCheckOneWriter(t, []string{c.nodes[1].writeLog, c.nodes[2].writeLog})
 }
 
 // TestHASigstopPrimary: the primary is stopped (SIGSTOP) for three lease
@@ -100,7 +101,8 @@ func TestHASigstopPrimary(t *testing.T) {
 	t.Logf("workload client: %+v", cl.Stats())
 
 	ws := haReadWriteLogs(t, c.nodes[1].writeLog, c.nodes[2].writeLog)
-	per := haCheckOneWriter(t, ws, haPause{node: 1, start: stopMono, end: contMono, inKernel: inKernel})
+	per := haCheckOneWriter(t, []string{c.nodes[1].writeLog, c.nodes[2].writeLog},
+		soak.Pause{Node: 1, Start: stopMono, End: contMono, InKernel: inKernel})
 	var durs []int64
 	for _, wr := range ws {
 		durs = append(durs, wr.end-wr.start)
@@ -180,7 +182,7 @@ func TestHADiskStall(t *testing.T) {
 	w.finish()
 	w.verify(cl)
 	t.Logf("workload client: %+v", cl.Stats())
-	per := haCheckOneWriter(t, haReadWriteLogs(t, n1.writeLog, c.nodes[2].writeLog))
+	per := haCheckOneWriter(t, []string{n1.writeLog, c.nodes[2].writeLog})
 	t.Logf("writes per epoch: %v", per)
 	time.Sleep(500 * time.Millisecond)
 	if p := c.primaries(); len(p) != 1 || p[0] != 2 {
@@ -220,7 +222,7 @@ func TestHASimultaneousStart(t *testing.T) {
 		if err != nil || st.Role != "backup" || st.LeaseOwner != p[0] {
 			t.Fatalf("run %d: node %d: %+v %v, want a backup seeing node %d's lease", run, other, st, err, p[0])
 		}
-		per := haCheckOneWriter(t, haReadWriteLogs(t, c.nodes[1].writeLog, c.nodes[2].writeLog))
+		per := haCheckOneWriter(t, []string{c.nodes[1].writeLog, c.nodes[2].writeLog})
 		t.Logf("run %d: node %d primary; writes per epoch %v", run, p[0], per)
 		if run < 4 {
 			for _, n := range c.nodes {
@@ -294,7 +296,7 @@ func TestHASwitchover(t *testing.T) {
 	c.nodes[1].waitRole("backup", 5*time.Second)
 	w.finish()
 	w.verify(cl)
-	haCheckOneWriter(t, haReadWriteLogs(t, c.nodes[1].writeLog, c.nodes[2].writeLog))
+	haCheckOneWriter(t, []string{c.nodes[1].writeLog, c.nodes[2].writeLog})
 }
 
 // haPauseAfterLeaseRead is a disk on which the first read of the lease block

@@ -112,6 +112,20 @@ type Stats struct {
 	MetaReads, Retries uint64
 }
 
+// Add adds the counters of o to s.
+func (s *Stats) Add(o Stats) {
+	s.Commits += o.Commits
+	s.CommittedBlocks += o.CommittedBlocks
+	s.Flushes += o.Flushes
+	s.Checkpoints += o.Checkpoints
+	s.CacheHits += o.CacheHits
+	s.CacheMisses += o.CacheMisses
+	s.DataSums += o.DataSums
+	s.Settles += o.Settles
+	s.MetaReads += o.MetaReads
+	s.Retries += o.Retries
+}
+
 // Manager owns the metadata of one open store.
 type Manager struct {
 	d    shareddisk.Disk

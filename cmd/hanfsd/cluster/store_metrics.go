@@ -20,17 +20,7 @@ type storeCounters struct {
 func (n *Node) endStore(st *fsstore.Store) {
 	s := st.Stats()
 	n.mu.Lock()
-	p := &n.stc.past
-	p.Commits += s.Commits
-	p.CommittedBlocks += s.CommittedBlocks
-	p.Flushes += s.Flushes
-	p.Checkpoints += s.Checkpoints
-	p.CacheHits += s.CacheHits
-	p.CacheMisses += s.CacheMisses
-	p.DataSums += s.DataSums
-	p.Settles += s.Settles
-	p.MetaReads += s.MetaReads
-	p.Retries += s.Retries
+	n.stc.past.Add(s)
 	if n.stc.cur == st {
 		n.stc.cur = nil
 	}

@@ -140,3 +140,27 @@ func TestOneWriterIncremental(t *testing.T) {
 		t.Errorf("a late write of epoch 2 after epoch 3 started: %v %v lines %d pending %v first %v", vs, err, o.Lines, o.pending, o.first)
 	}
 }
+
+// TestCheckOneWriter: the one-call form the HA tests use.
+func TestCheckOneWriter(t *testing.T) {
+	clean := "1 1 100 150 0 4096\n1 1 160 200 4096 4096\n"
+	later := "2 2 300 350 0 4096\n"
+	r, err := CheckOneWriter(writeLogs(t, t.TempDir(), clean, later), nil, false)
+	if err != nil || len(r.Violations) != 0 || r.PerEpoch[1] != 2 || r.PerEpoch[2] != 1 {
+		t.Fatalf("clean logs: %+v %v", r, err)
+	}
+	// A write of epoch 1 ending after epoch 2's first write, straddling
+	// node 1's pause without a thread in the kernel: unproven.
+	straddle := clean + "1 1 230 410 8192 4096\n"
+	pause := []Pause{{Node: 1, Start: 240, End: 400, InKernel: map[[2]int64]int{}}}
+	for _, strict := range []bool{false, true} {
+		r, err := CheckOneWriter(writeLogs(t, t.TempDir(), straddle, later), pause, strict)
+		if err != nil || r.Unproven != 1 || (len(r.Violations) == 1) != strict {
+			t.Errorf("strict %v: %+v %v", strict, r, err)
+		}
+	}
+	// Without the pause it is a violation.
+	if r, _ := CheckOneWriter(writeLogs(t, t.TempDir(), straddle, later), nil, false); len(r.Violations) != 1 {
+		t.Errorf("late write without a pause: %+v", r)
+	}
+}

@@ -45,6 +45,7 @@ type oneWriter struct {
 	offsets []int64
 	first   map[uint64]int64 // epoch -> earliest start seen
 	owner   map[uint64]int   // epoch -> node
+	count   map[uint64]int   // epoch -> writes read
 	pending []write          // writes not yet checked
 	pauses  []pause
 
@@ -57,7 +58,7 @@ type oneWriter struct {
 }
 
 func newOneWriter(paths ...string) *oneWriter {
-	return &oneWriter{paths: paths, offsets: make([]int64, len(paths)), first: map[uint64]int64{}, owner: map[uint64]int{}}
+	return &oneWriter{paths: paths, offsets: make([]int64, len(paths)), first: map[uint64]int64{}, owner: map[uint64]int{}, count: map[uint64]int{}}
 }
 
 // addPause records a SIGSTOP window.
@@ -129,6 +130,7 @@ func (o *oneWriter) add(w write) {
 	} else {
 		o.owner[w.epoch] = w.node
 	}
+	o.count[w.epoch]++
 	o.pending = append(o.pending, w)
 }
 
@@ -259,4 +261,39 @@ func (o *oneWriter) describePause(w write) string {
 		}
 	}
 	return ""
+}
+
+// Pause is a SIGSTOP window of a node (CLOCK_MONOTONIC ns, as in the write
+// logs) and the writes (offset, length) its threads were inside the kernel
+// with when it stopped (StoppedWrites).
+type Pause struct {
+	Node       int
+	Start, End int64
+	InKernel   map[[2]int64]int
+}
+
+// OneWriterResult is what CheckOneWriter found.
+type OneWriterResult struct {
+	Violations        []string
+	PerEpoch          map[uint64]int // writes logged per epoch
+	Excused, Unproven int64          // straddles of a pause: proven in the kernel, and not
+	Straddles         []Straddle     // the unproven ones (at most maxStraddles)
+}
+
+// CheckOneWriter checks complete --test-write-log files with the soak's
+// one-writer rule (see oneWriter): a write of epoch e ends before the first
+// write of any higher epoch, one node per epoch; a write straddling one of
+// pauses is excused when a thread was inside it in the kernel, and, unless
+// strict, when that is unproven.
+func CheckOneWriter(paths []string, pauses []Pause, strict bool) (OneWriterResult, error) {
+	o := newOneWriter(paths...)
+	o.strict = strict
+	for _, p := range pauses {
+		o.addPause(pause{node: p.Node, start: p.Start, end: p.End, inKernel: p.InKernel})
+	}
+	vs, err := o.check()
+	if err != nil {
+		return OneWriterResult{}, err
+	}
+	return OneWriterResult{Violations: vs, PerEpoch: o.count, Excused: o.Excused, Unproven: o.Unproven, Straddles: o.straddles}, nil
 }
