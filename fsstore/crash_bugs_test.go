@@ -21,13 +21,20 @@ import (
 // disk) and worker 0's top directory.
 func crashBugStore(t *testing.T) (*Store, *faultdisk.Disk, *cowDisk, Ino) {
 	t.Helper()
+	return crashBugStoreWith(t, Options{})
+}
+
+// crashBugStoreWith is crashBugStore with the store options opt.
+func crashBugStoreWith(t *testing.T, opt Options) (*Store, *faultdisk.Disk, *cowDisk, Ino) {
+	t.Helper()
 	tm, err := getCrashTemplate()
 	if err != nil {
 		t.Fatal(err)
 	}
 	disk := newCowDisk(tm.img, "crash-bug-disk")
 	fd := faultdisk.New(disk)
-	s, err := Open(fd, Options{Logger: quietLogger()})
+	opt.Logger = quietLogger()
+	s, err := Open(fd, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,12 +13,16 @@ import (
 	"github.com/hanfs/hanfs/shareddisk/faultdisk"
 )
 
+// inPlace makes every write go to its home (no journaled data), the path
+// these tests are about.
+var inPlace = Options{JournaledWriteBlocks: -1}
+
 // TestCrashSumsDropNewestWithoutData: a write of new blocks whose journal
 // transaction reaches the disk while its data does not must vanish whole at
 // replay (it was never acknowledged): no file size pointing at blocks that
 // never got their data.
 func TestCrashSumsDropNewestWithoutData(t *testing.T) {
-	s, fd, disk, top := crashBugStore(t)
+	s, fd, disk, top := crashBugStoreWith(t, inPlace)
 	f, err := s.Create(nil, top, "f", 0o644, CreateGuarded, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +60,7 @@ func TestCrashSumsInPlaceOverwriteOfNewestData(t *testing.T) {
 		{"partial block", 100, 50},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, fd, disk, top := crashBugStore(t)
+			s, fd, disk, top := crashBugStoreWith(t, inPlace)
 			f, err := s.Create(nil, top, "f", 0o644, CreateGuarded, 0)
 			if err != nil {
 				t.Fatal(err)

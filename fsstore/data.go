@@ -397,9 +397,12 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	if !aligned {
 		copy(buf[uint64(off)-fb0*bs:], p)
 	}
-	// The transaction records a checksum of every piece whose bytes it
-	// makes visible: new blocks, and blocks that reach past the old end of
-	// the file. Data and journal then share one flush (see txn).
+	// A small write journals its data with the metadata: one journal write
+	// and one flush (see txn/journaled.go). A larger one writes the data at
+	// its home, and the transaction records a checksum of every piece whose
+	// bytes it makes visible: new blocks, and blocks that reach past the old
+	// end of the file. Data and journal then share one flush (see txn).
+	journaled := fb1-fb0 <= s.journaledMax
 	var sums []journal.DataSum
 	eofBlk := (in.size + bs - 1) / bs // first block wholly past the old end
 	if in.size%bs != 0 {
@@ -407,10 +410,17 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	}
 	for _, pc := range pieces {
 		if !isNew(pc.fb) {
-			if err := s.m.Settle(pc.disk, pc.n); err != nil {
+			settle := s.m.Settle
+			if journaled {
+				settle = s.m.SettleJournaled
+			}
+			if err := settle(pc.disk, pc.n); err != nil {
 				unreserve()
 				return Attr{}, fmt.Errorf("write inode %d: %w", ino, err)
 			}
+		}
+		if journaled {
+			continue
 		}
 		if isNew(pc.fb) || pc.fb+pc.n > eofBlk {
 			at := (pc.fb - fb0) * bs
@@ -450,7 +460,16 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 		for _, ds := range sums {
 			tx.DataWritten(ds)
 		}
-		tx.AwaitData()
+		if journaled {
+			for _, pc := range pieces {
+				at := (pc.fb - fb0) * bs
+				if err := tx.JournalData(pc.disk, buf[at:at+pc.n*bs]); err != nil {
+					return err
+				}
+			}
+		} else {
+			tx.AwaitData()
+		}
 		cur.blocks += added
 		if end > cur.size {
 			cur.size = end
@@ -479,6 +498,9 @@ func (s *Store) Write(op *Op, ino Ino, p []byte, off int64) (Attr, error) {
 	}
 	var werr error
 	for _, pc := range pieces {
+		if journaled {
+			break
+		}
 		at := (pc.fb - fb0) * bs
 		if werr = s.m.WriteSettled(buf[at:at+pc.n*bs], int64(pc.disk*bs)); werr != nil {
 			werr = fmt.Errorf("write inode %d: %w", ino, werr)

@@ -135,7 +135,11 @@ func Fsck(d shareddisk.Disk) (*FsckReport, error) {
 	if err != nil {
 		r.add("journal: %v", err)
 	} else {
-		n, err := lg.Replay(func(home uint64, img []byte) error {
+		n, err := lg.Replay(func(home uint64, img []byte, raw bool) error {
+			if raw { // file data: not read as metadata
+				delete(p.overlay, home)
+				return nil
+			}
 			p.overlay[home] = append([]byte(nil), img...)
 			return nil
 		})

@@ -36,7 +36,8 @@ func disjointWrites(t *testing.T, offA, offB int64) {
 		t.Fatal(err)
 	}
 	fd := faultdisk.New(mem)
-	s, err := Open(fd, Options{})
+	// Data written at its home: the test watches those writes.
+	s, err := Open(fd, Options{JournaledWriteBlocks: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,11 @@ type Options struct {
 	ReadCacheBytes int64
 	// ReadCacheCounters, when set, receive the read-ahead cache's counts.
 	ReadCacheCounters *txn.DataCacheCounters
+	// JournaledWriteBlocks: a write that touches at most this many blocks
+	// puts its data into the journal with its metadata (one journal write
+	// and one flush; the checkpoint writes the data home later). 0 means
+	// txn.MaxJournaledBlocks, the most allowed; negative: never.
+	JournaledWriteBlocks int
 }
 
 const lockShards = 1024
@@ -65,6 +70,8 @@ type Store struct {
 	bufs sync.Pool // aligned I/O buffers of poolBufSize bytes
 
 	ra readAhead
+	// journaledMax is the most blocks a write journals its data in (0: none).
+	journaledMax uint64
 }
 
 // fsinfo is the file-system info block (home block Layout.FSInfo).
@@ -180,6 +187,12 @@ func Open(d shareddisk.Disk, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", d.Name(), err)
 	}
 	s := &Store{d: d, sb: sb, m: m, logr: opt.Logger, pins: make(map[Ino]int)}
+	switch j := opt.JournaledWriteBlocks; {
+	case j == 0 || j > txn.MaxJournaledBlocks:
+		s.journaledMax = txn.MaxJournaledBlocks
+	case j > 0:
+		s.journaledMax = uint64(j)
+	}
 	if err := m.View(func(tx *txn.Tx) error {
 		b, err := tx.Read(sb.Layout.FSInfo)
 		if err != nil {

@@ -28,7 +28,9 @@
 //	        and all k images, in order
 //	[44:48) c, the number of data checksums (0 in journals written before
 //	        data checksums existed, where this field was reserved and zero)
-//	[48:..) home block numbers (uint64) of images index*HomesPerDesc...
+//	[48:..) home block numbers (uint64) of images index*HomesPerDesc...;
+//	        with bit 63 (RawFlag) set, the image is raw file data journaled
+//	        for its home (Image.Raw), not a sealed metadata block
 //
 // Data-checksum block body (block.TypeJournalSums), entries of 16 bytes:
 //
@@ -37,7 +39,12 @@
 //	[12:16) crc32c of its contents
 //
 // Every descriptor and checksum block is sealed with its own log address and
-// the txid; every image is a sealed metadata block whose header names its home.
+// the txid; every image is a sealed metadata block whose header names its home,
+// or a raw file data block (RawFlag), which only the transaction's checksum
+// covers. Replay copies both kinds home. Small writes journal their data that
+// way: one contiguous journal write and one flush, where writing the data at
+// its home as well would be a second write elsewhere on the disk; the
+// transaction layer writes the blocks home at its next checkpoint.
 // Replay starts at the tail and accepts transaction t only if its descriptors
 // and the checksum are intact and its txid is exactly t; the first transaction
 // that fails ends the log. Txids grow forever, so a stale transaction from an
@@ -87,11 +94,16 @@ var ErrFull = errors.New("journal full")
 // ErrCorrupt reports an unreadable journal header.
 var ErrCorrupt = errors.New("journal header corrupt")
 
-// Image is one metadata block image in a transaction.
+// Image is one block image in a transaction.
 type Image struct {
 	Home uint64 // home block number
-	Data []byte // block.Size bytes, already sealed
+	Data []byte // block.Size bytes, sealed unless Raw
+	// Raw marks file data journaled for its home: not a sealed block.
+	Raw bool
 }
+
+// RawFlag marks, in a descriptor's home list, an image that is raw file data.
+const RawFlag = 1 << 63
 
 // DataSum is the checksum of one data extent that a transaction makes
 // reachable: N blocks from disk block Start.
@@ -252,6 +264,11 @@ func (l *Log) Append(imgs []Image, sums []DataSum) (uint64, error) {
 	if c > maxSums {
 		return 0, fmt.Errorf("%s: transaction with %d data checksums (at most %d)", l.where(), c, maxSums)
 	}
+	for _, im := range imgs {
+		if im.Home&RawFlag != 0 {
+			return 0, fmt.Errorf("%s: image home %#x out of range", l.where(), im.Home)
+		}
+	}
 	if !l.Fits(k, c) {
 		return 0, fmt.Errorf("%s: transaction of %d blocks: %w (%d of %d blocks in use)", l.where(), k, ErrFull, l.used, l.n)
 	}
@@ -279,7 +296,11 @@ func (l *Log) Append(imgs []Image, sums []DataSum) (uint64, error) {
 			if idx >= k {
 				break
 			}
-			binary.LittleEndian.PutUint64(b[48+8*j:], imgs[idx].Home)
+			home := imgs[idx].Home
+			if imgs[idx].Raw {
+				home |= RawFlag
+			}
+			binary.LittleEndian.PutUint64(b[48+8*j:], home)
 		}
 	}
 	for si := uint64(0); si < s; si++ {
@@ -348,9 +369,11 @@ type txView struct {
 
 func (t *txView) need() uint64 { return t.d + t.s + uint64(t.k) }
 
-func (t *txView) home(i int) uint64 {
+// home returns image i's home block and whether it is raw file data.
+func (t *txView) home(i int) (uint64, bool) {
 	di := uint64(i / HomesPerDesc)
-	return binary.LittleEndian.Uint64(t.buf[di*block.Size+48+8*uint64(i%HomesPerDesc):])
+	h := binary.LittleEndian.Uint64(t.buf[di*block.Size+48+8*uint64(i%HomesPerDesc):])
+	return h &^ RawFlag, h&RawFlag != 0
 }
 
 func (t *txView) image(i int) []byte {
@@ -369,13 +392,14 @@ func (t *txView) sum(i int) DataSum {
 }
 
 // Replay applies every complete transaction after the tail, in order, by
-// calling apply for each image, and positions the log after the last one. It
+// calling apply for each image (raw says it is file data, not a sealed
+// metadata block), and positions the log after the last one. It
 // returns the number of transactions replayed. apply must copy img if it keeps
 // it. The last transaction is applied only if the data its checksums cover is
 // on the disk (see the package comment); otherwise it is dropped and Dropped
 // says so. Replay does not write the header: call Checkpointed once the
 // images are durable at home.
-func (l *Log) Replay(apply func(home uint64, img []byte) error) (int, error) {
+func (l *Log) Replay(apply func(home uint64, img []byte, raw bool) error) (int, error) {
 	count := 0
 	pos := l.tailPos
 	one := shareddisk.AlignedBuf(block.Size)
@@ -404,10 +428,13 @@ func (l *Log) Replay(apply func(home uint64, img []byte) error) (int, error) {
 		}
 		for i := 0; i < cur.k; i++ {
 			img := cur.image(i)
-			if verr := block.Verify(img, cur.home(i), block.TypeFree); verr != nil {
-				return count, fmt.Errorf("%s: transaction %d image %d: %w", l.where(), cur.txid, i, verr)
+			home, raw := cur.home(i)
+			if !raw {
+				if verr := block.Verify(img, home, block.TypeFree); verr != nil {
+					return count, fmt.Errorf("%s: transaction %d image %d: %w", l.where(), cur.txid, i, verr)
+				}
 			}
-			if aerr := apply(cur.home(i), img); aerr != nil {
+			if aerr := apply(home, img, raw); aerr != nil {
 				return count, fmt.Errorf("%s: replay transaction %d: %w", l.where(), cur.txid, aerr)
 			}
 		}

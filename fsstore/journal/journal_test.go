@@ -29,7 +29,7 @@ func openReplayed(t *testing.T, d shareddisk.Disk, blocks uint64) (*Log, map[uin
 		t.Fatal(err)
 	}
 	got := map[uint64][]byte{}
-	n, err := l.Replay(func(home uint64, b []byte) error {
+	n, err := l.Replay(func(home uint64, b []byte, raw bool) error {
 		got[home] = append([]byte(nil), b...)
 		return nil
 	})
@@ -144,7 +144,7 @@ func TestAppendBeforeReplayAndFull(t *testing.T) {
 	if _, err := l.Append([]Image{img(100, 1, 1)}, nil); err == nil {
 		t.Fatal("append before replay accepted")
 	}
-	l.Replay(func(uint64, []byte) error { return nil })
+	l.Replay(func(uint64, []byte, bool) error { return nil })
 	big := make([]Image, 70)
 	for i := range big {
 		big[i] = img(uint64(100+i), 1, 1)
@@ -163,11 +163,14 @@ func FuzzReplay(f *testing.F) {
 	d := shareddisk.NewMem(1 << 20)
 	Format(d, testStart, 64)
 	l, _ := Open(d, testStart, 64)
-	l.Replay(func(uint64, []byte) error { return nil })
+	l.Replay(func(uint64, []byte, bool) error { return nil })
 	tail := l.NextTxID()
 	l.Append([]Image{img(100, 1, 1), img(101, 1, 2)}, nil)
 	l.Append([]Image{img(102, 2, 3)}, []DataSum{{Start: 200, N: 2, CRC: 1}, {Start: 210, N: 1, CRC: 2}})
-	seed := make([]byte, 6*block.Size)
+	raw := shareddisk.AlignedBuf(block.Size)
+	raw[5] = 9
+	l.Append([]Image{img(103, 3, 4), {Home: 300, Data: raw, Raw: true}}, nil)
+	seed := make([]byte, 9*block.Size)
 	d.ReadAt(seed, int64(testStart+1)*block.Size)
 	f.Add(tail, seed)
 	f.Add(uint64(1), make([]byte, 100))
@@ -194,7 +197,10 @@ func FuzzReplay(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.Replay(func(home uint64, b []byte) error {
+		l.Replay(func(home uint64, b []byte, raw bool) error {
+			if raw {
+				return nil // raw file data: only the transaction checksum covers it
+			}
 			if err := block.Verify(b, home, block.TypeFree); err != nil {
 				t.Fatalf("replayed an unverified image: %v", err)
 			}
@@ -269,7 +275,48 @@ func TestDataSums(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l3.Replay(func(uint64, []byte) error { return nil }); err == nil {
+	if _, err := l3.Replay(func(uint64, []byte, bool) error { return nil }); err == nil {
 		t.Fatal("replay accepted a data checksum outside the disk")
+	}
+}
+
+// TestRawImages: raw file data images (unsealed bytes) replay home like
+// metadata images; a corrupted raw image fails the transaction checksum, so
+// the transaction is not applied; a home with the raw flag is refused.
+func TestRawImages(t *testing.T) {
+	const blocks = 64
+	d := shareddisk.NewMem(1 << 20)
+	if err := Format(d, testStart, blocks); err != nil {
+		t.Fatal(err)
+	}
+	l, _, _ := openReplayed(t, d, blocks)
+	raw := shareddisk.AlignedBuf(block.Size)
+	for i := range raw {
+		raw[i] = byte(i*7 + 3) // not a sealed block
+	}
+	if _, err := l.Append([]Image{img(100, 0, 1), {Home: 200, Data: raw, Raw: true}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append([]Image{{Home: 1 | RawFlag, Data: raw}}, nil); err == nil {
+		t.Fatal("append accepted a home with the raw flag set")
+	}
+	_, got, n := openReplayed(t, d, blocks)
+	if n != 1 || !bytes.Equal(got[200], raw) || got[100] == nil {
+		t.Fatalf("replayed %d transactions, raw image %v; want 1 with the raw bytes at block 200", n, got[200] != nil)
+	}
+	// Flip a byte of the raw image in the log: the transaction is invalid.
+	buf := shareddisk.AlignedBuf(block.Size)
+	for pos := uint64(0); pos < blocks-1; pos++ {
+		at := int64(testStart+1+pos) * block.Size
+		d.ReadAt(buf, at)
+		if bytes.Equal(buf, raw) {
+			buf[17] ^= 0xff
+			d.WriteAt(buf, at)
+			break
+		}
+	}
+	_, got, n = openReplayed(t, d, blocks)
+	if n != 0 || got[200] != nil {
+		t.Fatalf("replayed %d transactions after corrupting the raw image; want none", n)
 	}
 }

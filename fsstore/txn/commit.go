@@ -16,6 +16,15 @@ func (m *Manager) committer() {
 		select {
 		case <-m.kick:
 			m.commitOnce()
+		case reply := <-m.ckptReq:
+			m.commitOnce()
+			err := m.Err()
+			if err == nil {
+				if err = m.checkpoint(); err != nil {
+					m.fail(err)
+				}
+			}
+			reply <- err
 		case <-m.quit:
 			m.commitOnce()
 			if m.Err() == nil {
@@ -37,7 +46,7 @@ func (m *Manager) committer() {
 func (m *Manager) commitOnce() {
 	m.mu.Lock()
 	g := m.running
-	if len(g.dirty) == 0 && len(g.freed) == 0 {
+	if g.empty() {
 		m.mu.Unlock()
 		return
 	}
@@ -50,7 +59,8 @@ func (m *Manager) commitOnce() {
 		return
 	}
 	txid := m.log.NextTxID()
-	imgs := make([]journal.Image, 0, len(g.dirty))
+	dimgs := dataImages(g)
+	imgs := make([]journal.Image, 0, len(g.dirty)+len(dimgs))
 	m.cmu.Lock()
 	for blk, c := range g.dirty {
 		img := shareddisk.AlignedBuf(block.Size)
@@ -60,9 +70,13 @@ func (m *Manager) commitOnce() {
 		imgs = append(imgs, journal.Image{Home: blk, Data: img})
 		m.ckpt[blk] = &ckptEntry{img: img}
 	}
+	for _, im := range dimgs {
+		m.ckpt[im.Home] = &ckptEntry{img: im.Data, data: true}
+	}
 	m.cmu.Unlock()
 	m.mu.Unlock()
 
+	imgs = append(imgs, dimgs...)
 	slices.SortFunc(imgs, func(a, b journal.Image) int { return cmpU64(a.Home, b.Home) })
 	err := m.writeGroup(g, imgs, txid)
 	if err != nil {
@@ -80,6 +94,7 @@ func (m *Manager) commitOnce() {
 	m.stats.Commits++
 	m.stats.CommittedBlocks += uint64(len(imgs))
 	m.stats.DataSums += uint64(len(g.sums))
+	m.stats.JournaledBlocks += uint64(len(dimgs))
 	m.cmu.Unlock()
 	m.mu.Lock()
 	for _, r := range g.freed {
@@ -114,8 +129,8 @@ func cmpU64(a, b uint64) int {
 // writeGroup appends one transaction and flushes once: the data its checksums
 // cover was written before the flush (data writes announced with AwaitData may
 // overlap the journal write; the flush waits for them), so the flush makes
-// both durable. The next transaction is appended only after this returns (see
-// package journal).
+// both durable. The next transaction is appended only after this returns
+// (see package journal).
 func (m *Manager) writeGroup(g *group, imgs []journal.Image, txid uint64) error {
 	if len(imgs) == 0 {
 		g.pending.Wait()
@@ -160,6 +175,9 @@ func (m *Manager) flush() error {
 	return m.d.Flush()
 }
 
+// ckptWriters is the number of home writes a checkpoint has in flight.
+const ckptWriters = 8
+
 // checkpoint writes every durable journaled image to its home, flushes, and
 // frees the log. Only the committer goroutine calls it.
 func (m *Manager) checkpoint() error {
@@ -168,10 +186,17 @@ func (m *Manager) checkpoint() error {
 		img []byte
 	}
 	var ws []w
+	var data map[uint64][]byte // the data images written home
 	m.cmu.Lock()
 	for blk, e := range m.ckpt {
 		if e.txid != 0 && !e.freed {
 			ws = append(ws, w{blk, e.img})
+			if e.data {
+				if data == nil {
+					data = make(map[uint64][]byte)
+				}
+				data[blk] = e.img
+			}
 		}
 	}
 	m.cmu.Unlock()
@@ -179,20 +204,51 @@ func (m *Manager) checkpoint() error {
 	if err := m.gate(); err != nil {
 		return err
 	}
+	// Runs of contiguous blocks, written by a few goroutines at once: the
+	// disk serves scattered writes faster with several in flight.
 	const maxRun = 256
-	buf := shareddisk.AlignedBuf(maxRun * block.Size)
+	type span struct{ i, j int }
+	var spans []span
 	for i := 0; i < len(ws); {
 		j := i + 1
 		for j < len(ws) && j-i < maxRun && ws[j].blk == ws[j-1].blk+1 {
 			j++
 		}
-		for k := i; k < j; k++ {
-			copy(buf[(k-i)*block.Size:], ws[k].img)
-		}
-		if _, err := m.d.WriteAt(buf[:(j-i)*block.Size], int64(ws[i].blk)*block.Size); err != nil {
-			return fmt.Errorf("checkpoint: write blocks %d..%d: %w", ws[i].blk, ws[j-1].blk, err)
-		}
+		spans = append(spans, span{i, j})
 		i = j
+	}
+	work := make(chan span)
+	errs := make(chan error, ckptWriters)
+	for range min(ckptWriters, len(spans)) {
+		go func() {
+			buf := shareddisk.AlignedBuf(maxRun * block.Size)
+			var err error
+			for sp := range work {
+				if err != nil {
+					continue
+				}
+				for k := sp.i; k < sp.j; k++ {
+					copy(buf[(k-sp.i)*block.Size:], ws[k].img)
+				}
+				if _, werr := m.d.WriteAt(buf[:(sp.j-sp.i)*block.Size], int64(ws[sp.i].blk)*block.Size); werr != nil {
+					err = fmt.Errorf("checkpoint: write blocks %d..%d: %w", ws[sp.i].blk, ws[sp.j-1].blk, werr)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for _, sp := range spans {
+		work <- sp
+	}
+	close(work)
+	var werr error
+	for range min(ckptWriters, len(spans)) {
+		if err := <-errs; err != nil && werr == nil {
+			werr = err
+		}
+	}
+	if werr != nil {
+		return werr
 	}
 	if err := m.flush(); err != nil {
 		return fmt.Errorf("checkpoint: flush: %w", err)
@@ -211,6 +267,7 @@ func (m *Manager) checkpoint() error {
 	}
 	m.stats.Checkpoints++
 	m.cmu.Unlock()
+	m.checkpointedData(data)
 	// The log is empty: no transaction is left for replay to drop.
 	m.mu.Lock()
 	m.exposed = nil

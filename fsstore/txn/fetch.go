@@ -230,7 +230,7 @@ func (m *Manager) readMeta(blk uint64) ([]byte, error) {
 // The caller holds cmu.
 func (m *Manager) ckptCopyLocked(blk uint64) []byte {
 	e, ok := m.ckpt[blk]
-	if !ok || e.freed {
+	if !ok || e.freed || e.data {
 		return nil
 	}
 	data := shareddisk.AlignedBuf(block.Size)

@@ -20,7 +20,8 @@ type Tx struct {
 	allocs   []run // runs allocated by this tx (undo: clear in-memory bits)
 	frees    []run // runs freed by this tx (released after the commit)
 	sums     []journal.DataSum
-	await    bool // the caller writes data after Update (AwaitData)
+	data     []dataImg // file data journaled by this tx (JournalData)
+	await    bool      // the caller writes data after Update (AwaitData)
 
 	r      *retry              // the state of the Update or View call across attempts
 	id     uint64              // numbers this attempt for cbuf.stamp (0 until the first access)
@@ -95,7 +96,7 @@ func (m *Manager) tryUpdate(fn func(tx *Tx) error, r *retry) (c *Commit, again b
 			m.mu.Unlock()
 			return nil, false, ErrClosed
 		}
-		if len(m.running.dirty) < m.softMax && m.running.sumBlocks < maxGroupSumBlocks {
+		if len(m.running.dirty)+len(m.running.data) < m.softMax && m.running.sumBlocks < maxGroupSumBlocks {
 			break
 		}
 		g := m.running
@@ -118,7 +119,7 @@ func (m *Manager) tryUpdate(fn func(tx *Tx) error, r *retry) (c *Commit, again b
 		tx.rollback()
 		return nil, false, err
 	}
-	if len(tx.touched) == 0 && len(tx.frees) == 0 {
+	if len(tx.touched) == 0 && len(tx.frees) == 0 && len(tx.data) == 0 {
 		// Nothing changed, but fn may have seen changes that are not durable
 		// yet: wait for the newest group, running or committing.
 		return &Commit{g: m.newestGroupLocked()}, false, nil
@@ -422,9 +423,14 @@ func (tx *Tx) finish() {
 			if e, ok := m.ckpt[b]; ok {
 				e.freed = true
 			}
+			tx.forgetDataLocked(b)
 		}
 	}
+	tx.finishDataLocked()
 	m.cmu.Unlock()
+	for _, d := range tx.data {
+		m.dc.invalidate(int64(d.blk*block.Size), block.Size)
+	}
 	tx.g.freed = append(tx.g.freed, tx.frees...)
 	tx.g.sums = append(tx.g.sums, tx.sums...)
 	for _, ds := range tx.sums {

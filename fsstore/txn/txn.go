@@ -75,12 +75,16 @@ type ckptEntry struct {
 	img   []byte
 	txid  uint64 // 0 until the commit is durable
 	freed bool   // block freed since: do not write it home
+	data  bool   // journaled file data (JournalData), not a metadata block
 }
 
 type group struct {
 	dirty map[uint64]*cbuf
 	freed []run
 	sums  []journal.DataSum // data the group makes visible (see Settle)
+	// data holds the file data blocks journaled in the group (JournalData),
+	// by disk block; nil until the first.
+	data map[uint64][]byte
 	// sumBlocks is the data the sums cover, in blocks: replay reads it back
 	// if the group is the last in the log, so a group is closed to new
 	// updates once it reaches maxGroupSumBlocks.
@@ -91,6 +95,9 @@ type group struct {
 	done    chan struct{}
 	err     error
 }
+
+// empty reports whether g holds no change.
+func (g *group) empty() bool { return len(g.dirty) == 0 && len(g.freed) == 0 && len(g.data) == 0 }
 
 func newGroup() *group {
 	return &group{dirty: make(map[uint64]*cbuf), done: make(chan struct{})}
@@ -110,6 +117,10 @@ type Stats struct {
 	// MetaReads counts metadata blocks read from the disk, Retries the
 	// attempts of Update and View that missed the cache and ran again.
 	MetaReads, Retries uint64
+	// JournaledBlocks counts file data blocks committed in the journal
+	// (JournalData); Unjournals the checkpoints taken so that journaled
+	// blocks could be overwritten in place.
+	JournaledBlocks, Unjournals uint64
 }
 
 // Add adds the counters of o to s.
@@ -124,6 +135,8 @@ func (s *Stats) Add(o Stats) {
 	s.Settles += o.Settles
 	s.MetaReads += o.MetaReads
 	s.Retries += o.Retries
+	s.JournaledBlocks += o.JournaledBlocks
+	s.Unjournals += o.Unjournals
 }
 
 // Manager owns the metadata of one open store.
@@ -146,10 +159,13 @@ type Manager struct {
 	exposed *group
 	alloc   *allocator // guarded by mu
 
-	cmu      sync.Mutex // guards cache, lru, ckpt, inflight, stats, txSeq
-	cache    map[uint64]*cbuf
-	lru      list.List
-	ckpt     map[uint64]*ckptEntry
+	cmu   sync.Mutex // guards cache, lru, ckpt, dimg, inflight, stats, txSeq
+	cache map[uint64]*cbuf
+	lru   list.List
+	ckpt  map[uint64]*ckptEntry
+	// dimg holds the newest journaled image of each file data block whose
+	// home is not yet written (see journaled.go).
+	dimg     map[uint64][]byte
 	inflight map[uint64]*fetchState // blocks being read from the disk
 	stats    Stats
 	txSeq    uint64 // numbers Tx attempts, for cbuf.stamp
@@ -161,6 +177,7 @@ type Manager struct {
 
 	closeOnce sync.Once
 	kick      chan struct{}
+	ckptReq   chan chan error // unjournal asks the committer for a checkpoint
 	quit      chan struct{}
 	stopped   chan struct{}
 	hardMax   int
@@ -185,9 +202,9 @@ func Open(d shareddisk.Disk, lay shareddisk.Layout, opt Options) (*Manager, erro
 	}
 	m := &Manager{
 		d: d, lay: lay, log: lg, opt: opt, logr: opt.Logger,
-		cache: make(map[uint64]*cbuf), ckpt: make(map[uint64]*ckptEntry),
+		cache: make(map[uint64]*cbuf), ckpt: make(map[uint64]*ckptEntry), dimg: make(map[uint64][]byte),
 		inflight: make(map[uint64]*fetchState),
-		kick:     make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
+		kick:     make(chan struct{}, 1), ckptReq: make(chan chan error), quit: make(chan struct{}), stopped: make(chan struct{}),
 		dc: dc,
 	}
 	capBlocks := int(lg.Capacity())
@@ -213,7 +230,10 @@ func (m *Manager) replay() error {
 		data []byte
 	}
 	var imgs []img
-	n, err := m.log.Replay(func(home uint64, b []byte) error {
+	n, err := m.log.Replay(func(home uint64, b []byte, raw bool) error {
+		if raw && (home < m.lay.DataStart || home >= m.lay.TotalBlocks) {
+			return fmt.Errorf("journaled file data for block %d outside the data region", home)
+		}
 		if home < m.lay.FSInfo || home >= m.lay.TotalBlocks || (home >= m.lay.JournalStart && home < m.lay.JournalStart+m.lay.JournalBlocks) {
 			return fmt.Errorf("image for block %d outside the metadata regions", home)
 		}
@@ -278,7 +298,7 @@ func (m *Manager) fail(err error) {
 // seen: the running one if it holds changes, else the one committing last.
 // The caller holds mu.
 func (m *Manager) newestGroupLocked() *group {
-	if len(m.running.dirty) > 0 || len(m.running.freed) > 0 {
+	if !m.running.empty() {
 		m.kickNow()
 		return m.running
 	}
@@ -337,6 +357,16 @@ func (m *Manager) WriteSettled(p []byte, off int64) error {
 // write there followed by a crash could make replay see a checksum mismatch
 // in an acknowledged transaction and drop it.
 func (m *Manager) Settle(blk, n uint64) error {
+	if err := m.SettleJournaled(blk, n); err != nil {
+		return err
+	}
+	return m.unjournal(blk, n)
+}
+
+// SettleJournaled is Settle for blocks about to be journaled (JournalData)
+// rather than written in place: it orders the journaled images after every
+// transaction whose data checksums cover the blocks.
+func (m *Manager) SettleJournaled(blk, n uint64) error {
 	for {
 		m.mu.RLock()
 		if m.running == nil {
@@ -397,12 +427,13 @@ func isDone(g *group) bool {
 // ReadData reads file data straight from the disk, or from the data cache
 // when a read ahead holds it.
 func (m *Manager) ReadData(p []byte, off int64) error {
-	if m.dc.read(p, off) {
-		return nil
+	imgs := m.imagesIn(off, len(p))
+	if !m.dc.read(p, off) {
+		if _, err := m.d.ReadAt(p, off); err != nil {
+			return fmt.Errorf("read data at block %d: %w", off/block.Size, err)
+		}
 	}
-	if _, err := m.d.ReadAt(p, off); err != nil {
-		return fmt.Errorf("read data at block %d: %w", off/block.Size, err)
-	}
+	overlay(imgs, p, off)
 	return nil
 }
 

@@ -60,6 +60,10 @@ func (n *Node) registerStoreMetrics(reg prometheus.Registerer) error {
 			func(s txn.Stats) uint64 { return s.DataSums }),
 		counter(prometheus.CounterOpts{Name: "hanfs_store_settles_total", Help: "In-place data writes that waited for a later commit (their blocks were in the newest transaction)."},
 			func(s txn.Stats) uint64 { return s.Settles }),
+		counter(prometheus.CounterOpts{Name: "hanfs_store_journaled_data_blocks_total", Help: "File data blocks of small writes committed in the journal (written home at the next checkpoint)."},
+			func(s txn.Stats) uint64 { return s.JournaledBlocks }),
+		counter(prometheus.CounterOpts{Name: "hanfs_store_unjournal_checkpoints_total", Help: "Checkpoints taken early so that journaled data blocks could be overwritten in place."},
+			func(s txn.Stats) uint64 { return s.Unjournals }),
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
