@@ -42,6 +42,8 @@ type serveConfig struct {
 	fenceCmd, watchdog string
 	// readCache bounds the primary's read-ahead cache (0: none).
 	readCache int64
+	// journaledWrites is the largest write whose data is journaled.
+	journaledWrites int64
 	// procs is the number of goroutines running Go code at once
 	// (GOMAXPROCS); 0: the default of serveProcs.
 	procs int

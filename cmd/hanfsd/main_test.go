@@ -357,3 +357,27 @@ func TestServeProcs(t *testing.T) {
 		t.Errorf("serve --procs -1: exit %d, want %d, and an error naming --procs (%s)", code, exitUsage, errb.String())
 	}
 }
+
+func TestServeJournaledWrites(t *testing.T) {
+	for _, tc := range []struct {
+		size int64
+		want int
+		ok   bool
+	}{
+		{0, -1, true},
+		{4096, 1, true},
+		{32 << 10, 8, true},
+		{36 << 10, 0, false},
+		{1000, 0, false},
+		{-4096, 0, false},
+	} {
+		got, err := journaledWriteBlocks(tc.size)
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("journaledWriteBlocks(%d) = %d, %v; want %d (ok %v)", tc.size, got, err, tc.want, tc.ok)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "--disk", "/nonexistent", "--journaled-writes", "64KiB"}, &out, &errb, "test"); code != exitUsage || !strings.Contains(errb.String(), "--journaled-writes") {
+		t.Errorf("serve --journaled-writes 64KiB: exit %d, want %d, and an error naming the flag (%s)", code, exitUsage, errb.String())
+	}
+}

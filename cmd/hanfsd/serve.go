@@ -25,6 +25,7 @@ import (
 	"github.com/hanfs/hanfs/cmd/hanfsd/cluster"
 	"github.com/hanfs/hanfs/fencing"
 	"github.com/hanfs/hanfs/fsstore"
+	"github.com/hanfs/hanfs/fsstore/txn"
 	"github.com/hanfs/hanfs/fusemount"
 	"github.com/hanfs/hanfs/nfs"
 	"github.com/hanfs/hanfs/shareddisk"
@@ -110,6 +111,8 @@ backup waits before taking over; see docs/failover.md.`,
 	fl.StringVar(&c.watchdog, "watchdog", "", "hard fencing: a watchdog device (e.g. /dev/watchdog) fed while this node serves with a valid lease; left unfed (so the machine resets) when the lease is lost")
 	c.readCache = fsstore.DefaultReadCacheBytes
 	fl.Var(sizeValue{&c.readCache}, "read-cache", "memory for file data read ahead of sequential readers, on the primary only (0: no read-ahead); see docs/operations.md")
+	c.journaledWrites = txn.MaxJournaledBlocks * shareddisk.BlockSize
+	fl.Var(sizeValue{&c.journaledWrites}, "journaled-writes", "writes of at most this size put their data into the journal (one disk write and one flush per commit; written home at the next checkpoint); 0 to 32KiB in whole 4KiB blocks, 0: off; see docs/operations.md")
 	fl.IntVar(&c.procs, "procs", 0, "how many goroutines may run Go code at once (GOMAXPROCS); 0: the GOMAXPROCS environment variable if set, else at least 8, so that requests keep running while others wait in disk syscalls (see docs/operations.md)")
 	fl.StringVar(&c.fuseMount, "fuse-mount", "", "while this node is primary, also mount the live store on this directory through FUSE (unmounted when it stops being primary)")
 	fl.StringVar(&c.exitAfter, "test-exit-after-commit", "", "fault injection for tests: exit at once (status 137, like kill -9) after the first durable request of this NFS procedure (e.g. CREATE), before replying")
@@ -168,9 +171,26 @@ func parsePeers(specs []string) (map[int]string, error) {
 	return peers, nil
 }
 
+// journaledWriteBlocks converts --journaled-writes to
+// fsstore.Options.JournaledWriteBlocks (negative: off).
+func journaledWriteBlocks(size int64) (int, error) {
+	const most = txn.MaxJournaledBlocks * shareddisk.BlockSize
+	if size < 0 || size > most || size%shareddisk.BlockSize != 0 {
+		return 0, fmt.Errorf("--journaled-writes %d: must be 0 (off) to %d bytes (32KiB), in whole %d-byte blocks", size, most, shareddisk.BlockSize)
+	}
+	if size == 0 {
+		return -1, nil
+	}
+	return int(size / shareddisk.BlockSize), nil
+}
+
 func runServe(e *env, c *serveConfig) error {
 	if c.procs < 0 {
 		return usageError{fmt.Errorf("--procs %d: must be 0 or more", c.procs)}
+	}
+	jw, err := journaledWriteBlocks(c.journaledWrites)
+	if err != nil {
+		return usageError{err}
 	}
 	if err := requireDisk(c.disk); err != nil {
 		return err
@@ -228,7 +248,7 @@ func runServe(e *env, c *serveConfig) error {
 	opts := cluster.Options{FenceCommand: c.fenceCmd, Watchdog: c.watchdog, Node: c.node, Disk: d, StoreDisk: f, Layout: sb.Layout, Service: c.listen, Heartbeat: c.heartbeat,
 		Peers: peers, StatusURL: statusURL, Exports: exports, Timing: c.timing, HeartbeatInterval: c.hbInterval,
 		HeartbeatTimeout: c.hbTimeout, ProbeTimeout: c.probeTimeout, Logger: log, Registerer: reg,
-		ReadCacheBytes: c.readCache}
+		ReadCacheBytes: c.readCache, JournaledWriteBlocks: jw}
 	if c.readCache == 0 {
 		opts.ReadCacheBytes = -1 // fsstore: negative is off, 0 the default
 	}

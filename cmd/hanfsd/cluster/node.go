@@ -63,6 +63,9 @@ type Options struct {
 	// opens when it becomes primary, as fsstore.Options.ReadCacheBytes (0:
 	// the default, negative: none). A backup has no store, hence no cache.
 	ReadCacheBytes int64
+	// JournaledWriteBlocks is fsstore.Options.JournaledWriteBlocks for the
+	// store the node opens (0: the default, negative: off).
+	JournaledWriteBlocks int
 }
 
 // Node is one running hanfs node.
@@ -471,7 +474,7 @@ func (n *Node) startServing(a StartServing) error {
 		d = n.o.WrapStoreDisk(d, h.Epoch)
 	}
 	st, err := fsstore.Open(d, fsstore.Options{Logger: n.log, WriteGate: gate,
-		ReadCacheBytes: n.o.ReadCacheBytes, ReadCacheCounters: &n.rcc})
+		ReadCacheBytes: n.o.ReadCacheBytes, ReadCacheCounters: &n.rcc, JournaledWriteBlocks: n.o.JournaledWriteBlocks})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
