@@ -157,6 +157,9 @@ func (n *haNode) args() []string {
 	a := []string{"serve", "--disk", n.c.img, "--node", strconv.Itoa(n.id), "--heartbeat", n.hb,
 		"--listen", n.c.service, "--metrics", n.metrics, "--export", "/ 127.0.0.0/8 rw,no_root_squash",
 		"--test-write-log", n.writeLog, "--test-stall-file", n.stallFile}
+	if n.id == 1 {
+		a = append(a, "--pprof") // TestHASwitchover fetches a goroutine dump
+	}
 	for _, p := range n.c.ids {
 		if p != n.id {
 			a = append(a, "--peer", fmt.Sprintf("%d=%s", p, n.c.nodes[p].hb))

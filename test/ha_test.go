@@ -11,6 +11,8 @@ package test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -298,6 +300,18 @@ func TestHASwitchover(t *testing.T) {
 	}
 	c.nodes[1].waitRole("backup", 5*time.Second)
 	w.finish()
+	// --pprof (node 1 only) serves the profiler on the metrics address.
+	for id, want := range map[int]int{1: http.StatusOK, 2: http.StatusNotFound} {
+		resp, err := haHTTP.Get("http://" + c.nodes[id].metrics + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatalf("node %d: GET /debug/pprof/goroutine: %v", id, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || (want == http.StatusOK && !strings.Contains(string(body), "goroutine profile")) {
+			t.Errorf("node %d: /debug/pprof/goroutine answered %d (want %d):\n%.300s", id, resp.StatusCode, want, body)
+		}
+	}
 	w.verify(cl)
 	haCheckOneWriter(t, []string{c.nodes[1].writeLog, c.nodes[2].writeLog})
 }

@@ -44,6 +44,8 @@ type serveConfig struct {
 	readCache int64
 	// journaledWrites is the largest write whose data is journaled.
 	journaledWrites int64
+	// pprof serves Go's profiler on the metrics address.
+	pprof bool
 	// procs is the number of goroutines running Go code at once
 	// (GOMAXPROCS); 0: the default of serveProcs.
 	procs int

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -113,6 +114,7 @@ backup waits before taking over; see docs/failover.md.`,
 	fl.Var(sizeValue{&c.readCache}, "read-cache", "memory for file data read ahead of sequential readers, on the primary only (0: no read-ahead); see docs/operations.md")
 	c.journaledWrites = txn.MaxJournaledBlocks * shareddisk.BlockSize
 	fl.Var(sizeValue{&c.journaledWrites}, "journaled-writes", "writes of at most this size put their data into the journal (one disk write and one flush per commit; written home at the next checkpoint); 0 to 32KiB in whole 4KiB blocks, 0: off; see docs/operations.md")
+	fl.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the --metrics address (CPU profiles, execution traces, goroutine dumps; for diagnosing a slow node)")
 	fl.IntVar(&c.procs, "procs", 0, "how many goroutines may run Go code at once (GOMAXPROCS); 0: the GOMAXPROCS environment variable if set, else at least 8, so that requests keep running while others wait in disk syscalls (see docs/operations.md)")
 	fl.StringVar(&c.fuseMount, "fuse-mount", "", "while this node is primary, also mount the live store on this directory through FUSE (unmounted when it stops being primary)")
 	fl.StringVar(&c.exitAfter, "test-exit-after-commit", "", "fault injection for tests: exit at once (status 137, like kill -9) after the first durable request of this NFS procedure (e.g. CREATE), before replying")
@@ -343,6 +345,11 @@ func runServe(e *env, c *serveConfig) error {
 			}
 			fmt.Fprintln(w, "switchover started")
 		})
+		if c.pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go hs.Serve(ml)
 	}
