@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 
 	"github.com/hanfs/hanfs/fsstore"
 )
@@ -40,17 +42,26 @@ var ErrStaleHandle = errors.New("stale file handle")
 type Handles struct {
 	fsid [16]byte
 	key  []byte
+	// macs holds keyed HMAC states for reuse: building one hashes the key
+	// (two SHA-256 blocks), which every request would pay again.
+	macs sync.Pool
 }
 
 // NewHandles returns the handle codec for the disk with uuid fsid and key.
 func NewHandles(fsid [16]byte, key [32]byte) *Handles {
-	return &Handles{fsid: fsid, key: append([]byte(nil), key[:]...)}
+	h := &Handles{fsid: fsid, key: append([]byte(nil), key[:]...)}
+	h.macs.New = func() any { return hmac.New(sha256.New, h.key) }
+	return h
 }
 
 func (h *Handles) mac(b []byte) []byte {
-	m := hmac.New(sha256.New, h.key)
+	m := h.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write(b)
-	return m.Sum(nil)[:8]
+	var sum [sha256.Size]byte
+	out := m.Sum(sum[:0])[:8:8]
+	h.macs.Put(m)
+	return out
 }
 
 // Make returns the handle of inode ino with generation gen in export exp.

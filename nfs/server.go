@@ -293,8 +293,14 @@ type conn struct {
 func (c *conn) serve() {
 	s := c.s
 	var inflight sync.WaitGroup
+	// Requests run on worker goroutines kept for the connection's life (up
+	// to MaxInFlight), each handed one request at a time: a goroutine per
+	// request would grow a fresh stack on every call.
+	work := make(chan []byte)
+	workers := 0
 	defer func() {
 		c.nc.Close()
+		close(work)
 		inflight.Wait()
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -314,20 +320,33 @@ func (c *conn) serve() {
 		}
 		buf := append([]byte(nil), rec...)
 		c.sem <- struct{}{}
-		inflight.Add(1)
-		go func() {
-			defer func() {
-				<-c.sem
-				inflight.Done()
-			}()
-			reply, out := c.serveRecord(buf)
-			if reply != nil {
-				c.send(reply, out.tailOf())
+		select {
+		case work <- buf: // an idle worker takes it
+		default:
+			if workers == cap(c.sem) {
+				work <- buf // one is about to be idle: it gave back its slot
+				continue
 			}
-			if out != nil {
-				out.release()
-			}
-		}()
+			workers++
+			inflight.Add(1)
+			go c.worker(buf, work, &inflight)
+		}
+	}
+}
+
+// worker answers rec, then the requests it receives on work until work is
+// closed.
+func (c *conn) worker(rec []byte, work <-chan []byte, inflight *sync.WaitGroup) {
+	defer inflight.Done()
+	for ok := true; ok; rec, ok = <-work {
+		reply, out := c.serveRecord(rec)
+		if reply != nil {
+			c.send(reply, out.tailOf())
+		}
+		if out != nil {
+			out.release()
+		}
+		<-c.sem
 	}
 }
 
