@@ -9,14 +9,22 @@ import (
 	"github.com/hanfs/hanfs/shareddisk"
 )
 
-// committer is the one goroutine that writes the journal and checkpoints.
+// committer is the goroutine that commits groups when kicked, checkpoints,
+// and closes the manager. A caller waiting for its commit may commit the
+// running group itself instead (lead), when no commit is under way: whoever
+// writes the journal holds cmt, so transactions are still appended one at a
+// time, each after the previous one's flush.
 func (m *Manager) committer() {
 	defer close(m.stopped)
 	for {
 		select {
 		case <-m.kick:
+			m.cmt.Lock()
 			m.commitOnce()
+			m.checkpointIfHalf()
+			m.cmt.Unlock()
 		case reply := <-m.ckptReq:
+			m.cmt.Lock()
 			m.commitOnce()
 			err := m.Err()
 			if err == nil {
@@ -24,8 +32,10 @@ func (m *Manager) committer() {
 					m.fail(err)
 				}
 			}
+			m.cmt.Unlock()
 			reply <- err
 		case <-m.quit:
+			m.cmt.Lock()
 			m.commitOnce()
 			if m.Err() == nil {
 				if err := m.checkpoint(); err != nil {
@@ -36,6 +46,7 @@ func (m *Manager) committer() {
 			g := m.running
 			m.running = nil
 			m.mu.Unlock()
+			m.cmt.Unlock()
 			g.err = ErrClosed
 			close(g.done)
 			return
@@ -43,12 +54,65 @@ func (m *Manager) committer() {
 	}
 }
 
+// lead commits group g on the calling goroutine if the caller's update is
+// the only one not yet waited for (counted), no commit is under way, and g is
+// still the running group: one request at a time then costs no handoff to
+// the committer goroutine and back. Otherwise the committer is asked to
+// commit (it takes the group after the commit under way, gathering the
+// updates that arrive meanwhile). A checkpoint, when due, is left to the
+// committer, so that the caller's reply does not wait for it.
+func (m *Manager) lead(g *group, counted bool) {
+	if !counted || m.open.Load() != 1 || !m.cmt.TryLock() {
+		m.kickNow()
+		return
+	}
+	m.mu.RLock()
+	running := m.running == g
+	m.mu.RUnlock()
+	if running {
+		m.commitOnce()
+		m.cmu.Lock()
+		m.stats.Led++
+		m.cmu.Unlock()
+	}
+	due := m.log.Used() > m.log.Capacity()/2
+	m.cmt.Unlock()
+	if due {
+		m.kickNow()
+	}
+}
+
+// checkpointIfHalf checkpoints when the log is half full. The caller holds
+// cmt.
+func (m *Manager) checkpointIfHalf() {
+	if m.Err() == nil && m.log.Used() > m.log.Capacity()/2 {
+		if err := m.checkpoint(); err != nil {
+			m.fail(err)
+		}
+	}
+}
+
+// commitOnce commits the running group, if it holds changes. The caller
+// holds cmt.
 func (m *Manager) commitOnce() {
 	m.mu.Lock()
 	g := m.running
 	if g.empty() {
 		m.mu.Unlock()
 		return
+	}
+	// Make room first, while the checkpoint map still holds the newest
+	// durable image of every block: taking the group replaces the images of
+	// the blocks it changes by ones not yet in the log, which a checkpoint
+	// would skip while freeing the log that holds the older ones (a crash
+	// before this commit is durable would then leave neither at home).
+	for m.Err() == nil && m.log.Used() > 0 && !m.log.Fits(len(g.dirty)+len(g.data), len(g.sums)) {
+		m.mu.Unlock()
+		if err := m.checkpoint(); err != nil {
+			m.fail(err)
+		}
+		m.mu.Lock()
+		g = m.running // the same group, perhaps grown: only commitOnce swaps it
 	}
 	m.running = newGroup()
 	m.committing = g
@@ -109,11 +173,6 @@ func (m *Manager) commitOnce() {
 	}
 	m.mu.Unlock()
 	close(g.done)
-	if m.log.Used() > m.log.Capacity()/2 {
-		if err := m.checkpoint(); err != nil {
-			m.fail(err)
-		}
-	}
 }
 
 func cmpU64(a, b uint64) int {
@@ -138,12 +197,8 @@ func (m *Manager) writeGroup(g *group, imgs []journal.Image, txid uint64) error 
 	}
 	sums := g.sums
 	if !m.log.Fits(len(imgs), len(sums)) {
-		if err := m.checkpoint(); err != nil {
-			return err
-		}
-		if !m.log.Fits(len(imgs), len(sums)) {
-			return fmt.Errorf("commit %d blocks: %w", len(imgs), ErrTooLarge)
-		}
+		// commitOnce checkpointed already: even an empty log is too small.
+		return fmt.Errorf("commit %d blocks: %w", len(imgs), ErrTooLarge)
 	}
 	if err := m.gate(); err != nil {
 		return err
@@ -179,7 +234,7 @@ func (m *Manager) flush() error {
 const ckptWriters = 8
 
 // checkpoint writes every durable journaled image to its home, flushes, and
-// frees the log. Only the committer goroutine calls it.
+// frees the log. The caller holds cmt.
 func (m *Manager) checkpoint() error {
 	type w struct {
 		blk uint64

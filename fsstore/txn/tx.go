@@ -45,8 +45,10 @@ var ErrReadOnly = fmt.Errorf("metadata change inside a read-only view")
 
 // Commit is what an Update waits on to be durable.
 type Commit struct {
-	g     *group
-	await bool // the group's flush waits for DataDone
+	m       *Manager
+	g       *group
+	await   bool // the group's flush waits for DataDone
+	counted bool // counted in Manager.open until Wait returns
 }
 
 // DataDone reports that the data announced with Tx.AwaitData has been
@@ -61,9 +63,16 @@ func (c *Commit) DataDone() {
 }
 
 // Wait blocks until the update's group is durable on the disk, or failed.
+// If no commit is under way it commits the group itself (see lead).
 func (c *Commit) Wait() error {
 	if c == nil || c.g == nil || faultEarlyReply {
 		return nil
+	}
+	if c.counted {
+		defer c.m.open.Add(-1)
+	}
+	if !isDone(c.g) && c.m != nil {
+		c.m.lead(c.g, c.counted)
 	}
 	<-c.g.done
 	return c.g.err
@@ -122,15 +131,18 @@ func (m *Manager) tryUpdate(fn func(tx *Tx) error, r *retry) (c *Commit, again b
 	if len(tx.touched) == 0 && len(tx.frees) == 0 && len(tx.data) == 0 {
 		// Nothing changed, but fn may have seen changes that are not durable
 		// yet: wait for the newest group, running or committing.
-		return &Commit{g: m.newestGroupLocked()}, false, nil
+		return &Commit{m: m, g: m.newestGroupLocked()}, false, nil
 	}
 	tx.finish()
-	c = &Commit{g: tx.g}
+	c = &Commit{m: m, g: tx.g, counted: true}
+	m.open.Add(1)
 	if tx.await {
+		// The caller writes data now: the committer writes the journal
+		// meanwhile. Other updates are committed by their Wait (lead).
 		tx.g.pending.Add(1)
 		c.await = true
+		m.kickNow()
 	}
-	m.kickNow()
 	return c, false, nil
 }
 
