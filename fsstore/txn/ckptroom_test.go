@@ -2,6 +2,7 @@ package txn_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -15,9 +16,9 @@ import (
 // TestCheckpointForRoomKeepsDurableImages: a group that does not fit in the
 // rest of the log makes the commit checkpoint first. That checkpoint must
 // write home the newest durable image of every block, including blocks the
-// group changes again: if the group's commit then never becomes durable (power
-// cut at its flush), the home must hold the earlier committed contents, since
-// the checkpoint emptied the log that held them.
+// group changes again or frees: if the group's commit then never becomes
+// durable (power cut at its flush), the home must hold the earlier committed
+// contents, since the checkpoint emptied the log that held them.
 func TestCheckpointForRoomKeepsDurableImages(t *testing.T) {
 	mem := shareddisk.NewMem(64 << 20)
 	sb, err := fsstore.Format(mem, fsstore.FormatOptions{JournalBlocks: 256})
@@ -31,6 +32,7 @@ func TestCheckpointForRoomKeepsDurableImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	const at = block.Size - 8 // a byte FSInfo does not use
+	var kept uint64           // a block written, then freed by the lost commit
 	update := func(mark byte, allocs int) error {
 		c, err := m.Update(func(tx *txn.Tx) error {
 			if mark != 0 {
@@ -39,6 +41,20 @@ func TestCheckpointForRoomKeepsDurableImages(t *testing.T) {
 					return err
 				}
 				b[at] = mark
+			}
+			switch mark {
+			case 1:
+				blk, buf, err := tx.Alloc()
+				if err != nil {
+					return err
+				}
+				block.Init(buf, block.TypeBTree)
+				buf[at] = 0x77
+				kept = blk
+			case 2:
+				if err := tx.Free(kept); err != nil {
+					return err
+				}
 			}
 			for range allocs {
 				_, buf, err := tx.Alloc()
@@ -114,6 +130,13 @@ func TestCheckpointForRoomKeepsDurableImages(t *testing.T) {
 		}
 		if b[at] != 1 {
 			t.Errorf("FSInfo mark %d after the cut, want 1 (the last durable commit): the checkpoint skipped its durable image", b[at])
+		}
+		k, err := tx.Read(kept)
+		if err != nil {
+			return fmt.Errorf("block %d, freed only by the lost commit: %w", kept, err)
+		}
+		if k[at] != 0x77 {
+			t.Errorf("block %d, freed only by the lost commit, reads %#x, want 0x77: the checkpoint skipped it as freed", kept, k[at])
 		}
 		return nil
 	}); err != nil {

@@ -159,6 +159,14 @@ func (m *Manager) commitOnce() {
 	m.stats.CommittedBlocks += uint64(len(imgs))
 	m.stats.DataSums += uint64(len(g.sums))
 	m.stats.JournaledBlocks += uint64(len(dimgs))
+	// The frees are durable: the images of the freed blocks need not go home.
+	for _, r := range g.freed {
+		for b := r.start; b < r.start+r.n; b++ {
+			if e, ok := m.ckpt[b]; ok {
+				e.freed = true
+			}
+		}
+	}
 	m.cmu.Unlock()
 	m.mu.Lock()
 	for _, r := range g.freed {

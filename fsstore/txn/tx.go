@@ -432,9 +432,9 @@ func (tx *Tx) finish() {
 				}
 				m.dropLocked(b)
 			}
-			if e, ok := m.ckpt[b]; ok {
-				e.freed = true
-			}
+			// The checkpoint map's image stays live until the free is
+			// durable (commitOnce marks it freed then): a checkpoint before
+			// must still write it home.
 			tx.forgetDataLocked(b)
 		}
 	}

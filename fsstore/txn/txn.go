@@ -80,7 +80,7 @@ type cbuf struct {
 type ckptEntry struct {
 	img   []byte
 	txid  uint64 // 0 until the commit is durable
-	freed bool   // block freed since: do not write it home
+	freed bool   // freed by a durable transaction since: do not write it home
 	data  bool   // journaled file data (JournalData), not a metadata block
 }
 
