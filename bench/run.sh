@@ -94,4 +94,19 @@ END {
 		if (flu[p] != "") f = sprintf("%.3g / %.3g %s", fls[p, "raw"] / fln[p, "raw"], fls[p, "store"] / fln[p, "store"], flu[p])
 		printf "| %s | %.0f %s | %.0f %s | %.2f | %s |\n", p, r, units[p], s, units[p], s / r, f
 	}
+	hdr = 0
+	for (k = 1; k <= np; k++) {
+		p = order[k]
+		if (!cnt[p, "store-inplace"] || !cnt[p, "store"]) continue
+		if (!hdr) {
+			print ""
+			print "Journaled small writes (the default) vs data written at its home (store-inplace: JournaledWriteBlocks -1), same run:"
+			print ""
+			print "| Benchmark | in place | journaled | journaled / in place |"
+			print "|---|---:|---:|---:|"
+			hdr = 1
+		}
+		a = sum[p, "store-inplace"] / cnt[p, "store-inplace"]; s = sum[p, "store"] / cnt[p, "store"]
+		printf "| %s | %.0f %s | %.0f %s | %.2f |\n", p, a, units[p], s, units[p], s / a
+	}
 }' "$out"

@@ -110,7 +110,10 @@ func prefill(d *shareddisk.File) error {
 }
 
 // newStore formats the image and opens the store on it.
-func newStore(b *testing.B) *fsstore.Store {
+func newStore(b *testing.B) *fsstore.Store { return newStoreWith(b, fsstore.Options{}) }
+
+// newStoreWith is newStore with the store options opt.
+func newStoreWith(b *testing.B, opt fsstore.Options) *fsstore.Store {
 	b.Helper()
 	// Zero the journal region first: fsstore.Format only rewrites the journal
 	// header, and txids restart at 1, so the journal of the store formatted
@@ -129,7 +132,7 @@ func newStore(b *testing.B) *fsstore.Store {
 	if _, err := fsstore.Format(disk, fsstore.FormatOptions{Force: true}); err != nil {
 		b.Fatalf("format: %v", err)
 	}
-	s, err := fsstore.Open(disk, fsstore.Options{})
+	s, err := fsstore.Open(disk, opt)
 	if err != nil {
 		b.Fatalf("open: %v", err)
 	}
@@ -427,11 +430,16 @@ const randWrites = 4000
 
 // BenchmarkRandWrite: 4 KiB writes at random aligned offsets of a 64 MiB file
 // written beforehand, each durable when it returns, from 1 or 8 goroutines.
-// Raw: O_DIRECT write + fdatasync per write.
+// Raw: O_DIRECT write + fdatasync per write. store-inplace: the store with
+// journaled writes off (each write's data goes to its home, beside the
+// journal write), for comparison with the default.
 func BenchmarkRandWrite(b *testing.B) {
 	for _, g := range []int{1, 8} {
 		b.Run(fmt.Sprintf("g%d/raw", g), func(b *testing.B) { randRaw(b, g) })
-		b.Run(fmt.Sprintf("g%d/store", g), func(b *testing.B) { randStore(b, g) })
+		b.Run(fmt.Sprintf("g%d/store", g), func(b *testing.B) { randStore(b, g, fsstore.Options{}) })
+		b.Run(fmt.Sprintf("g%d/store-inplace", g), func(b *testing.B) {
+			randStore(b, g, fsstore.Options{JournaledWriteBlocks: -1})
+		})
 	}
 }
 
@@ -454,8 +462,8 @@ func randRaw(b *testing.B, goroutines int) {
 	b.ReportMetric(1, "flushes/write")
 }
 
-func randStore(b *testing.B, goroutines int) {
-	s := newStore(b)
+func randStore(b *testing.B, goroutines int, opt fsstore.Options) {
+	s := newStoreWith(b, opt)
 	b.StopTimer()
 	a, err := s.Create(nil, fsstore.RootIno, "rand", 0o644, fsstore.CreateGuarded, 0)
 	if err != nil {
