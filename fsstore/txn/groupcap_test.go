@@ -27,16 +27,24 @@ func (d *flushGate) Flush() error {
 	return d.Disk.Flush()
 }
 
-// TestGroupDataCap: once the running group's checksums cover 64 MiB, a new
-// update waits for that group to commit instead of joining it, so replay
-// never has to read back more than about that to check the last transaction.
-func TestGroupDataCap(t *testing.T) {
+// gatedManager opens a manager on a fresh store whose flushes the test can
+// hold (flushGate).
+func gatedManager(t *testing.T) (*txn.Manager, *flushGate, shareddisk.Layout) {
+	t.Helper()
 	mem, lay, _ := newStore(t, 1)
 	d := &flushGate{Disk: mem}
 	m, err := txn.Open(d, lay, txn.Options{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, d, lay
+}
+
+// TestGroupDataCap: once the running group's checksums cover 64 MiB, a new
+// update waits for that group to commit instead of joining it, so replay
+// never has to read back more than about that to check the last transaction.
+func TestGroupDataCap(t *testing.T) {
+	m, d, lay := gatedManager(t)
 	defer m.Close()
 	release := make(chan struct{})
 	d.mu.Lock()

@@ -12,12 +12,7 @@ import (
 // Wait (no handoff to the committer goroutine); while a commit is under way,
 // updates that arrive meanwhile share the next commit (group commit).
 func TestLead(t *testing.T) {
-	mem, lay, _ := newStore(t, 1)
-	d := &flushGate{Disk: mem}
-	m, err := txn.Open(d, lay, txn.Options{Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, d, lay := gatedManager(t)
 	defer m.Close()
 	touch := func() error {
 		c, err := m.Update(func(tx *txn.Tx) error { return tx.Touch(lay.FSInfo) })
