@@ -30,6 +30,25 @@ func (d *slowDisk) ReadAt(p []byte, off int64) (int, error) {
 	return d.Disk.ReadAt(p, off)
 }
 
+// populatedDisk formats a 256 MiB in-memory disk and populates it (closed
+// again, so a store opened on it starts with nothing cached).
+func populatedDisk(tb testing.TB, dirs, files int) (*shareddisk.Mem, []Ino) {
+	tb.Helper()
+	mem := shareddisk.NewMem(256 << 20)
+	if _, err := Format(mem, FormatOptions{}); err != nil {
+		tb.Fatal(err)
+	}
+	s, err := Open(mem, Options{Logger: quietLogger()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	inos := populate(tb, s, dirs, files)
+	if err := s.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return mem, inos
+}
+
 // populate makes dirs directories of files files each and returns the files.
 func populate(tb testing.TB, s *Store, dirs, files int) []Ino {
 	tb.Helper()
@@ -66,21 +85,9 @@ func BenchmarkMetadataSmallCache(b *testing.B) {
 }
 
 func benchMetadata(b *testing.B, cache int, delay time.Duration) {
-	mem := shareddisk.NewMem(256 << 20)
-	_, err := Format(mem, FormatOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := Open(mem, Options{Logger: quietLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	inos := populate(b, s, 20, 200)
-	if err := s.Close(); err != nil {
-		b.Fatal(err)
-	}
+	mem, inos := populatedDisk(b, 20, 200)
 	sd := &slowDisk{Disk: mem, delay: delay}
-	s, err = Open(sd, Options{Logger: quietLogger(), CacheBlocks: cache})
+	s, err := Open(sd, Options{Logger: quietLogger(), CacheBlocks: cache})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -126,20 +133,9 @@ func TestTinyCacheConcurrent(t *testing.T) {
 	if testing.Short() {
 		ops = 60
 	}
-	mem := shareddisk.NewMem(256 << 20)
-	if _, err := Format(mem, FormatOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	// A tree of some hundred blocks, and no cached block at the start.
-	s, err := Open(mem, Options{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := populate(t, s, 8, 250)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(mem, Options{Logger: quietLogger(), CacheBlocks: 64})
+	mem, old := populatedDisk(t, 8, 250)
+	s, err := Open(mem, Options{Logger: quietLogger(), CacheBlocks: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,19 +305,8 @@ func checkDir(s *Store, dir Ino, want []string) error {
 // 64-block cache: the scan's read-ahead hints let each retry read the next
 // leaves together, instead of one retry per leaf.
 func TestColdScanReadsAhead(t *testing.T) {
-	mem := shareddisk.NewMem(256 << 20)
-	if _, err := Format(mem, FormatOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(mem, Options{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	populate(t, s, 1, 3000)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(mem, Options{Logger: quietLogger(), CacheBlocks: 64})
+	mem, _ := populatedDisk(t, 1, 3000)
+	s, err := Open(mem, Options{Logger: quietLogger(), CacheBlocks: 64})
 	if err != nil {
 		t.Fatal(err)
 	}

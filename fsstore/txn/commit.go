@@ -55,14 +55,14 @@ func (m *Manager) committer() {
 }
 
 // lead commits group g on the calling goroutine if the caller's update is
-// the only one not yet waited for (counted), no commit is under way, and g is
+// the only one not yet waited for (Manager.open), no commit is under way, and g is
 // still the running group: one request at a time then costs no handoff to
 // the committer goroutine and back. Otherwise the committer is asked to
 // commit (it takes the group after the commit under way, gathering the
 // updates that arrive meanwhile). A checkpoint, when due, is left to the
 // committer, so that the caller's reply does not wait for it.
-func (m *Manager) lead(g *group, counted bool) {
-	if !counted || m.open.Load() != 1 || !m.cmt.TryLock() {
+func (m *Manager) lead(g *group) {
+	if m.open.Load() != 1 || !m.cmt.TryLock() {
 		m.kickNow()
 		return
 	}

@@ -365,7 +365,7 @@ func (c *dataCache) close() {
 // for reads ahead under way), sparing the copy of ReadData. The slices must
 // not be written, nor used after release, which must be called once.
 func (m *Manager) ReadDataRefs(off int64, n int) (bufs [][]byte, release func(), ok bool) {
-	if n <= 0 || m.journaled(uint64(off)/block.Size, (uint64(off)+uint64(n)-1)/block.Size-uint64(off)/block.Size+1) {
+	if len(m.imagesIn(off, n)) > 0 {
 		return nil, nil, false // the cache holds home bytes: ReadData overlays
 	}
 	return m.dc.refs(off, n)

@@ -63,16 +63,21 @@ func (c *Commit) DataDone() {
 }
 
 // Wait blocks until the update's group is durable on the disk, or failed.
-// If no commit is under way it commits the group itself (see lead).
+// For an update that changed something, it commits the group itself if no
+// commit is under way (see lead); an update that changed nothing waits for
+// the group it may have seen, which newestGroupLocked asked to commit.
 func (c *Commit) Wait() error {
-	if c == nil || c.g == nil || faultEarlyReply {
+	if c == nil || c.g == nil {
 		return nil
 	}
 	if c.counted {
 		defer c.m.open.Add(-1)
 	}
-	if !isDone(c.g) && c.m != nil {
-		c.m.lead(c.g, c.counted)
+	if faultEarlyReply {
+		return nil
+	}
+	if c.counted && !isDone(c.g) {
+		c.m.lead(c.g)
 	}
 	<-c.g.done
 	return c.g.err
