@@ -117,6 +117,9 @@ func TestCheckpointForRoomKeepsDurableImages(t *testing.T) {
 	if got := m.Stats().Checkpoints - before; got != 1 {
 		t.Fatalf("%d checkpoints during the last commit, want 1: the test does not reach its case", got)
 	}
+	if s := m.Stats(); s.CheckpointBlocks == 0 || s.CheckpointNanos == 0 {
+		t.Errorf("after a checkpoint: %d checkpoint blocks, %d ns counted, want both above 0", s.CheckpointBlocks, s.CheckpointNanos)
+	}
 	m.Kill(errors.New("test: power cut"))
 	m2, err := txn.Open(mem, lay, txn.Options{Logger: quiet()})
 	if err != nil {

@@ -3,6 +3,7 @@ package txn
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/hanfs/hanfs/fsstore/block"
 	"github.com/hanfs/hanfs/fsstore/journal"
@@ -250,6 +251,7 @@ func (m *Manager) checkpoint() error {
 	}
 	var ws []w
 	var data map[uint64][]byte // the data images written home
+	start := time.Now()
 	m.cmu.Lock()
 	for blk, e := range m.ckpt {
 		if e.txid != 0 && !e.freed {
@@ -329,6 +331,8 @@ func (m *Manager) checkpoint() error {
 		}
 	}
 	m.stats.Checkpoints++
+	m.stats.CheckpointBlocks += uint64(len(ws))
+	m.stats.CheckpointNanos += uint64(time.Since(start))
 	m.cmu.Unlock()
 	m.checkpointedData(data)
 	// The log is empty: no transaction is left for replay to drop.

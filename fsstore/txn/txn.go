@@ -129,6 +129,9 @@ type Stats struct {
 	JournaledBlocks, Unjournals uint64
 	// Led counts the commits made by a waiting caller itself (lead).
 	Led uint64
+	// CheckpointBlocks counts the blocks checkpoints wrote home;
+	// CheckpointNanos the time checkpoints took (commits wait meanwhile).
+	CheckpointBlocks, CheckpointNanos uint64
 }
 
 // Add adds the counters of o to s.
@@ -146,6 +149,8 @@ func (s *Stats) Add(o Stats) {
 	s.JournaledBlocks += o.JournaledBlocks
 	s.Unjournals += o.Unjournals
 	s.Led += o.Led
+	s.CheckpointBlocks += o.CheckpointBlocks
+	s.CheckpointNanos += o.CheckpointNanos
 }
 
 // Manager owns the metadata of one open store.

@@ -50,6 +50,12 @@ func (n *Node) registerStoreMetrics(reg prometheus.Registerer) error {
 			func(s txn.Stats) uint64 { return s.Flushes }),
 		counter(prometheus.CounterOpts{Name: "hanfs_store_checkpoints_total", Help: "Checkpoints (journaled blocks written home, the log emptied)."},
 			func(s txn.Stats) uint64 { return s.Checkpoints }),
+		counter(prometheus.CounterOpts{Name: "hanfs_store_checkpoint_blocks_total", Help: "Blocks written home by checkpoints."},
+			func(s txn.Stats) uint64 { return s.CheckpointBlocks }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hanfs_store_checkpoint_seconds_total", Help: "Time spent in checkpoints (commits wait while one runs)."},
+			func() float64 {
+				return float64(n.storeStat(func(s txn.Stats) uint64 { return s.CheckpointNanos })) / 1e9
+			}),
 		counter(prometheus.CounterOpts{Name: "hanfs_store_metadata_cache_misses_total", Help: "Metadata block lookups that missed the cache."},
 			func(s txn.Stats) uint64 { return s.CacheMisses }),
 		counter(prometheus.CounterOpts{Name: "hanfs_store_metadata_reads_total", Help: "Metadata blocks read from the disk (outside the metadata lock)."},
