@@ -35,6 +35,14 @@ func AlignedBuf(n int) []byte {
 	if n < 0 {
 		n = 0
 	}
+	if n > 0 && n%BlockSize == 0 {
+		// Go's allocator places such buffers on page boundaries (size
+		// classes of whole pages in 8 KiB-aligned spans, large objects on
+		// their own pages): no padding needed, half the memory for one block.
+		if b := make([]byte, n); uintptr(unsafe.Pointer(unsafe.SliceData(b)))%BlockSize == 0 {
+			return b
+		}
+	}
 	raw := make([]byte, n+BlockSize)
 	shift := 0
 	if r := int(uintptr(unsafe.Pointer(unsafe.SliceData(raw))) % BlockSize); r != 0 {

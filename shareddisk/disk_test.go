@@ -8,7 +8,7 @@ import (
 )
 
 func TestAlignedBuf(t *testing.T) {
-	for _, n := range []int{0, 1, 512, 4096, 3 * 4096, 1 << 20} {
+	for _, n := range []int{0, 1, 512, 4096, 2 * 4096, 3 * 4096, 5 * 4096, 7 * 4096, 9 * 4096, 1 << 20, 1<<20 + 4096} {
 		b := AlignedBuf(n)
 		if len(b) != n || cap(b) != n {
 			t.Fatalf("AlignedBuf(%d): len %d cap %d", n, len(b), cap(b))

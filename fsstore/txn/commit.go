@@ -286,16 +286,24 @@ func (m *Manager) checkpoint() error {
 	errs := make(chan error, ckptWriters)
 	for range min(ckptWriters, len(spans)) {
 		go func() {
-			buf := shareddisk.AlignedBuf(maxRun * block.Size)
+			var buf []byte // grown to the longest run yet: most are one block
 			var err error
 			for sp := range work {
 				if err != nil {
 					continue
 				}
-				for k := sp.i; k < sp.j; k++ {
-					copy(buf[(k-sp.i)*block.Size:], ws[k].img)
+				out := ws[sp.i].img[:block.Size]
+				if sp.j-sp.i > 1 || !shareddisk.IsAligned(out) {
+					n := (sp.j - sp.i) * block.Size
+					if len(buf) < n {
+						buf = shareddisk.AlignedBuf(n)
+					}
+					for k := sp.i; k < sp.j; k++ {
+						copy(buf[(k-sp.i)*block.Size:], ws[k].img)
+					}
+					out = buf[:n]
 				}
-				if _, werr := m.d.WriteAt(buf[:(sp.j-sp.i)*block.Size], int64(ws[sp.i].blk)*block.Size); werr != nil {
+				if _, werr := m.d.WriteAt(out, int64(ws[sp.i].blk)*block.Size); werr != nil {
 					err = fmt.Errorf("checkpoint: write blocks %d..%d: %w", ws[sp.i].blk, ws[sp.j-1].blk, werr)
 				}
 			}

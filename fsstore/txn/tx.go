@@ -247,7 +247,7 @@ func (tx *Tx) track(c *cbuf, fresh bool) error {
 	}
 	u := undoRec{c: c, wasDirty: c.dirty}
 	if !fresh {
-		u.prev = make([]byte, block.Size)
+		u.prev = tx.m.undoBuf()
 		copy(u.prev, c.data)
 	}
 	tx.undo = append(tx.undo, u)
@@ -421,6 +421,26 @@ func (tx *Tx) rollback() {
 	for _, r := range tx.allocs {
 		m.alloc.set(r.start, r.n, false)
 	}
+	tx.dropUndo()
+}
+
+// dropUndo gives the undo copies back for reuse, once the transaction can
+// no longer be rolled back.
+func (tx *Tx) dropUndo() {
+	for i := range tx.undo {
+		if p := tx.undo[i].prev; p != nil {
+			tx.m.undoBufs.Put(&p)
+		}
+	}
+	tx.undo = nil
+}
+
+// undoBuf returns a block-sized buffer for an undo copy.
+func (m *Manager) undoBuf() []byte {
+	if p, ok := m.undoBufs.Get().(*[]byte); ok {
+		return *p
+	}
+	return make([]byte, block.Size)
 }
 
 // finish hands the transaction's frees to the group: freed metadata blocks
@@ -453,4 +473,5 @@ func (tx *Tx) finish() {
 	for _, ds := range tx.sums {
 		tx.g.sumBlocks += uint64(ds.N)
 	}
+	tx.dropUndo()
 }

@@ -189,6 +189,8 @@ type Manager struct {
 
 	dc *dataCache // file data read ahead; nil when disabled
 
+	undoBufs sync.Pool // block-sized buffers for Tx undo copies
+
 	// cmt is held by whoever commits or checkpoints: the committer
 	// goroutine, or a caller of Commit.Wait leading its own group (lead).
 	cmt sync.Mutex
