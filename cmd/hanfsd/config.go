@@ -59,6 +59,11 @@ type serveConfig struct {
 	probeTimeout time.Duration
 }
 
+// configKeys are the settings a config file may hold, each named and
+// meaning as its `hanfsd serve` flag.
+var configKeys = []string{"disk", "listen", "metrics", "node", "heartbeat", "peer", "vip", "vip-dev", "export",
+	"read-cache", "journaled-writes", "procs", "pprof", "fence-command", "watchdog"}
+
 // loadConfigFile reads a config file into c, for the keys flags did not set.
 func loadConfigFile(path string, c *serveConfig, set func(string) bool) error {
 	f, err := os.Open(path)
@@ -96,11 +101,46 @@ func loadConfigFile(path string, c *serveConfig, set func(string) bool) error {
 			}
 		case "node":
 			if !set("node") {
-				n, err := strconv.Atoi(val)
+				v, err := strconv.Atoi(val)
 				if err != nil {
 					return fmt.Errorf("%s:%d: node %q: %w", path, n, val, err)
 				}
-				c.node = n
+				c.node = v
+			}
+		case "procs":
+			if !set("procs") {
+				v, err := strconv.Atoi(val)
+				if err != nil {
+					return fmt.Errorf("%s:%d: procs %q: %w", path, n, val, err)
+				}
+				c.procs = v
+			}
+		case "read-cache", "journaled-writes":
+			v, err := parseSize(val)
+			if err != nil {
+				return fmt.Errorf("%s:%d: %s: %w", path, n, key, err)
+			}
+			switch {
+			case key == "read-cache" && !set(key):
+				c.readCache = v
+			case key == "journaled-writes" && !set(key):
+				c.journaledWrites = v
+			}
+		case "pprof":
+			v, err := strconv.ParseBool(val)
+			if err != nil {
+				return fmt.Errorf("%s:%d: pprof %q: want true or false", path, n, val)
+			}
+			if !set("pprof") {
+				c.pprof = v
+			}
+		case "fence-command":
+			if !set("fence-command") {
+				c.fenceCmd = val
+			}
+		case "watchdog":
+			if !set("watchdog") {
+				c.watchdog = val
 			}
 		case "vip":
 			if !set("vip") {
@@ -124,7 +164,7 @@ func loadConfigFile(path string, c *serveConfig, set func(string) bool) error {
 			}
 			exports = append(exports, val)
 		default:
-			return fmt.Errorf("%s:%d: unknown setting %q (want disk, listen, metrics, node, heartbeat, peer, vip, vip-dev or export)", path, n, key)
+			return fmt.Errorf("%s:%d: unknown setting %q (want one of %s)", path, n, key, strings.Join(configKeys, ", "))
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -97,7 +97,7 @@ backup waits before taking over; see docs/failover.md.`,
 	fl.StringVar(&c.listen, "listen", "127.0.0.1:2049", "NFS service address and port (MOUNT is served on the same port); the primary binds it")
 	fl.StringVar(&c.metrics, "metrics", "", "address for the HTTP endpoint with /metrics, /status and /switchover (off when empty)")
 	fl.StringArrayVar(&c.exports, "export", nil, `export "PATH [NETWORKS [OPTIONS]]" (repeatable)`)
-	fl.StringVar(&configFile, "config", "", "config file (settings one per line; flags override it)")
+	fl.StringVar(&configFile, "config", "", "config file: one \"key value\" setting per line, keys named as these flags (disk, listen, metrics, node, heartbeat, peer, vip, vip-dev, export, read-cache, journaled-writes, procs, pprof, fence-command, watchdog; see deploy/hanfsd.conf.example); flags override it")
 	fl.IntVar(&c.node, "node", 1, "this node's id, 1..16, unique among the nodes on the disk")
 	fl.StringVar(&c.heartbeat, "heartbeat", "127.0.0.1:0", "UDP address for heartbeats from the peers")
 	fl.StringArrayVar(&c.peers, "peer", nil, "a peer node as ID=HOST:PORT (its --heartbeat address; repeatable)")
