@@ -73,6 +73,11 @@ func loadConfigFile(path string, c *serveConfig, set func(string) bool) error {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	var exports []string
+	// The settings that are one value each, by kind.
+	strs := map[string]*string{"disk": &c.disk, "listen": &c.listen, "metrics": &c.metrics, "vip": &c.vip,
+		"vip-dev": &c.vipDev, "heartbeat": &c.heartbeat, "fence-command": &c.fenceCmd, "watchdog": &c.watchdog}
+	ints := map[string]*int{"node": &c.node, "procs": &c.procs}
+	sizes := map[string]*int64{"read-cache": &c.readCache, "journaled-writes": &c.journaledWrites}
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if i := strings.IndexByte(line, '#'); i >= 0 {
@@ -86,46 +91,33 @@ func loadConfigFile(path string, c *serveConfig, set func(string) bool) error {
 		if val == "" {
 			return fmt.Errorf("%s:%d: %q needs a value", path, n, key)
 		}
-		switch key {
-		case "disk":
-			if !set("disk") {
-				c.disk = val
+		if p, ok := strs[key]; ok {
+			if !set(key) {
+				*p = val
 			}
-		case "listen":
-			if !set("listen") {
-				c.listen = val
+			continue
+		}
+		if p, ok := ints[key]; ok {
+			v, err := strconv.Atoi(val)
+			if err != nil {
+				return fmt.Errorf("%s:%d: %s %q: %w", path, n, key, val, err)
 			}
-		case "metrics":
-			if !set("metrics") {
-				c.metrics = val
+			if !set(key) {
+				*p = v
 			}
-		case "node":
-			if !set("node") {
-				v, err := strconv.Atoi(val)
-				if err != nil {
-					return fmt.Errorf("%s:%d: node %q: %w", path, n, val, err)
-				}
-				c.node = v
-			}
-		case "procs":
-			if !set("procs") {
-				v, err := strconv.Atoi(val)
-				if err != nil {
-					return fmt.Errorf("%s:%d: procs %q: %w", path, n, val, err)
-				}
-				c.procs = v
-			}
-		case "read-cache", "journaled-writes":
+			continue
+		}
+		if p, ok := sizes[key]; ok {
 			v, err := parseSize(val)
 			if err != nil {
 				return fmt.Errorf("%s:%d: %s: %w", path, n, key, err)
 			}
-			switch {
-			case key == "read-cache" && !set(key):
-				c.readCache = v
-			case key == "journaled-writes" && !set(key):
-				c.journaledWrites = v
+			if !set(key) {
+				*p = v
 			}
+			continue
+		}
+		switch key {
 		case "pprof":
 			v, err := strconv.ParseBool(val)
 			if err != nil {
@@ -133,26 +125,6 @@ func loadConfigFile(path string, c *serveConfig, set func(string) bool) error {
 			}
 			if !set("pprof") {
 				c.pprof = v
-			}
-		case "fence-command":
-			if !set("fence-command") {
-				c.fenceCmd = val
-			}
-		case "watchdog":
-			if !set("watchdog") {
-				c.watchdog = val
-			}
-		case "vip":
-			if !set("vip") {
-				c.vip = val
-			}
-		case "vip-dev":
-			if !set("vip-dev") {
-				c.vipDev = val
-			}
-		case "heartbeat":
-			if !set("heartbeat") {
-				c.heartbeat = val
 			}
 		case "peer":
 			if !set("peer") {
