@@ -8,6 +8,7 @@ import (
 	"testing"
 )
 
+// writeConfig writes text to a config file in a temp dir and returns its path.
 func writeConfig(t *testing.T, text string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "hanfsd.conf")
