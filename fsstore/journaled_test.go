@@ -194,3 +194,45 @@ func TestJournaledReadAheadCoherent(t *testing.T) {
 	}
 	check("after the checkpoint")
 }
+
+// TestJournaledOverlayEdges journals single blocks at the start, middle and
+// end of a file written in place, then reads ranges that end on, start on
+// and cover those blocks: ranges longer than the number of journaled blocks
+// and shorter ones look the images up in different ways, and both must find
+// the blocks at a range's edges.
+func TestJournaledOverlayEdges(t *testing.T) {
+	s, _, _ := journaledStore(t)
+	f, err := s.Create(nil, RootIno, "f", 0o644, CreateGuarded, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const blocks = 64
+	want := bytes.Repeat([]byte{0x11}, blocks*bs)
+	if _, err := s.Write(nil, f.Ino, want, 0); err != nil { // in place: too large to journal
+		t.Fatal(err)
+	}
+	for i, b := range []int{0, 31, blocks - 1} {
+		p := bytes.Repeat([]byte{byte(0x21 + i)}, bs)
+		if _, err := s.Write(nil, f.Ino, p, int64(b*bs)); err != nil {
+			t.Fatal(err)
+		}
+		copy(want[b*bs:], p)
+	}
+	if st := s.m.Stats(); st.JournaledBlocks < 3 {
+		t.Fatalf("%d journaled blocks, want 3: the test tests nothing", st.JournaledBlocks)
+	}
+	for _, r := range [][2]int{{0, blocks}, {0, 32}, {31, blocks}, {1, 31}, {32, blocks - 1}, {blocks - 1, blocks}, {0, 1}, {30, 33}} {
+		off, n := r[0]*bs, (r[1]-r[0])*bs
+		buf := make([]byte, n)
+		got, _, err := s.Read(nil, f.Ino, buf, int64(off))
+		if err != nil || got != n {
+			t.Fatalf("read blocks [%d, %d): %d bytes, %v", r[0], r[1], got, err)
+		}
+		if !bytes.Equal(buf, want[off:off+n]) {
+			t.Errorf("read blocks [%d, %d): differs from what was written", r[0], r[1])
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

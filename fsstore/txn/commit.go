@@ -76,17 +76,20 @@ func (m *Manager) lead(g *group) {
 		m.stats.Led++
 		m.cmu.Unlock()
 	}
-	due := m.log.Used() > m.log.Capacity()/2
+	due := m.checkpointDue()
 	m.cmt.Unlock()
 	if due {
 		m.kickNow()
 	}
 }
 
-// checkpointIfHalf checkpoints when the log is half full. The caller holds
-// cmt.
+// checkpointDue reports whether the log is more than half full: time to
+// checkpoint.
+func (m *Manager) checkpointDue() bool { return m.log.Used() > m.log.Capacity()/2 }
+
+// checkpointIfHalf checkpoints when it is due. The caller holds cmt.
 func (m *Manager) checkpointIfHalf() {
-	if m.Err() == nil && m.log.Used() > m.log.Capacity()/2 {
+	if m.Err() == nil && m.checkpointDue() {
 		if err := m.checkpoint(); err != nil {
 			m.fail(err)
 		}

@@ -106,15 +106,32 @@ func dataImages(g *group) []journal.Image {
 // drop them meanwhile, but never before the home holds them, and the
 // caller's file locks keep newer images of its range out.
 func (m *Manager) imagesIn(off int64, n int) []dataImg {
+	if n <= 0 {
+		return nil
+	}
+	first := uint64(off) / block.Size
+	return m.blockImages(first, (uint64(off)+uint64(n)-1)/block.Size-first+1)
+}
+
+// blockImages returns the journaled images of disk blocks [blk, blk+n), in
+// no particular order, looking up whichever is fewer: the blocks or the
+// images.
+func (m *Manager) blockImages(blk, n uint64) []dataImg {
 	m.cmu.Lock()
 	defer m.cmu.Unlock()
-	if len(m.dimg) == 0 || n <= 0 {
+	if len(m.dimg) == 0 {
 		return nil
 	}
 	var imgs []dataImg
-	first := uint64(off) / block.Size
-	last := (uint64(off) + uint64(n) - 1) / block.Size
-	for b := first; b <= last; b++ {
+	if n > uint64(len(m.dimg)) {
+		for b, img := range m.dimg {
+			if b >= blk && b < blk+n {
+				imgs = append(imgs, dataImg{blk: b, buf: img})
+			}
+		}
+		return imgs
+	}
+	for b := blk; b < blk+n; b++ {
 		if img, ok := m.dimg[b]; ok {
 			imgs = append(imgs, dataImg{blk: b, buf: img})
 		}
@@ -134,35 +151,11 @@ func overlay(imgs []dataImg, p []byte, off int64) {
 	}
 }
 
-// journaled reports whether any of blocks [blk, blk+n) has an image in the
-// live journal (or in a group not yet committed).
-func (m *Manager) journaled(blk, n uint64) bool {
-	m.cmu.Lock()
-	defer m.cmu.Unlock()
-	if len(m.dimg) == 0 {
-		return false
-	}
-	if n > uint64(len(m.dimg)) {
-		for b := range m.dimg {
-			if b >= blk && b < blk+n {
-				return true
-			}
-		}
-		return false
-	}
-	for b := blk; b < blk+n; b++ {
-		if _, ok := m.dimg[b]; ok {
-			return true
-		}
-	}
-	return false
-}
-
 // unjournal returns once no block of [blk, blk+n) has an image in the live
 // journal: it asks the committer to commit and checkpoint. The caller holds
 // the locks that keep new images of these blocks out.
 func (m *Manager) unjournal(blk, n uint64) error {
-	for m.journaled(blk, n) {
+	for len(m.blockImages(blk, n)) > 0 {
 		reply := make(chan error, 1)
 		select {
 		case m.ckptReq <- reply:
